@@ -1,0 +1,60 @@
+"""Named QoS profiles of the wm_agent graph, defined once (STYLE: nav2 / ros2 demos)."""
+
+from __future__ import annotations
+
+from rclpy.duration import Duration
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+)
+
+#: Sensor-like streams (fleet state, odometry): best effort, newest wins.
+STATE = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=5,
+    reliability=ReliabilityPolicy.BEST_EFFORT,
+    durability=DurabilityPolicy.VOLATILE,
+)
+
+#: Commands (fleet command, cmd_vel) as published: reliable, and the publisher offers a deadline
+#: equal to the failsafe hold time (0.5 s). Subscribers use COMMAND_SUB (no requested deadline),
+#: so that any reliable publisher (e.g. a hand-written teleop) stays compatible.
+COMMAND = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+    deadline=Duration(seconds=0.5),
+)
+COMMAND_SUB = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+
+#: Latched configuration / current assignment: late joiners get the last one.
+LATCHED = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+#: Events and task status: reliable, deep enough for bursts.
+EVENTS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1000,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+
+#: /clock: reliable, depth 1 (works with best-effort and reliable subscribers).
+CLOCK = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
