@@ -40,7 +40,7 @@ setup(
     zip_safe=False,
     entry_points={
         "console_scripts": [
-            "wm-agent = wm_agent.cli:main",
+            "wm-agent = wm_agent.cli:entry",
             "sim_bridge = wm_agent.nodes.sim_bridge:main",
             "fleet_coordinator = wm_agent.nodes.fleet_coordinator:main",
             "fleet_monitor = wm_agent.nodes.fleet_monitor:main",

@@ -1,0 +1,122 @@
+"""The node graph is one source of truth: launch files and the CLI read it; every executable it
+or a launch file names is a real console_scripts entry point that imports."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.metadata
+import re
+from pathlib import Path
+
+import pytest
+
+from wm_agent.errors import ConfigError
+from wm_agent.graph import EXECUTABLES, FleetSimArgs, NodeSpec, fleet_sim_graph
+from wm_agent.launcher import command_for
+from wm_agent.paths import share_dir
+
+REPO = Path(__file__).resolve().parent.parent
+LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
+
+
+def console_scripts() -> dict[str, str]:
+    dist = importlib.metadata.distribution("wm_agent")
+    return {ep.name: ep.value for ep in dist.entry_points if ep.group == "console_scripts"}
+
+
+def test_every_console_script_imports_and_is_callable() -> None:
+    scripts = console_scripts()
+    assert "wm-agent" in scripts
+    for name, value in scripts.items():
+        module_name, _, attr = value.partition(":")
+        module = importlib.import_module(module_name)
+        assert callable(getattr(module, attr)), f"{name} -> {value} is not callable"
+
+
+def test_setup_py_declares_what_is_installed() -> None:
+    text = (REPO / "setup.py").read_text()
+    declared = dict(re.findall(r'"([\w-]+) = ([\w.:]+)"', text))
+    assert declared == console_scripts(), "setup.py and the installed entry points differ: make setup"
+
+
+def test_graph_executables_are_entry_points_of_the_same_module() -> None:
+    scripts = console_scripts()
+    for executable, module in EXECUTABLES.items():
+        assert executable in scripts, f"graph executable {executable} is not a console script"
+        assert scripts[executable] == f"{module}:main"
+
+
+@pytest.mark.parametrize("drones", [1, 50, 10_000])
+def test_fleet_sim_graph_is_complete(drones: int) -> None:
+    specs = fleet_sim_graph(FleetSimArgs(drones=drones))
+    names = [s.name for s in specs]
+    assert len(names) == len(set(names)), "node names must be unique"
+    assert {"sim_bridge", "fleet_coordinator"} <= set(names)
+    config = share_dir() / "config"
+    for spec in specs:
+        for f in spec.param_files:
+            assert (config / f).is_file(), f"{spec.name}: missing parameter file {f}"
+        cmd = command_for(spec)
+        assert cmd[1:3] == ["-m", spec.module]
+        assert f"__node:={spec.name}" in cmd
+    bridge = next(s for s in specs if s.name == "sim_bridge")
+    assert bridge.parameters["drones"] == drones
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [({"drones": 0}, "drones"), ({"mode": "warp"}, "mode"), ({"fidelity": "x"}, "fidelity")],
+)
+def test_bad_graph_arguments_name_the_field(kwargs: dict[str, object], field: str) -> None:
+    with pytest.raises(ConfigError, match=field):
+        FleetSimArgs(**kwargs)  # type: ignore[arg-type]
+
+
+def test_unknown_executable_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="unknown executable"):
+        NodeSpec(name="x", executable="no_such_node", description="")
+
+
+def test_parameter_encoding_survives_yaml() -> None:
+    spec = NodeSpec(
+        name="sim_bridge", executable="sim_bridge", description="",
+        parameters={"scenario": "0", "drones": 3, "rate": 2.5, "on": True, "xs": [1.0, 2.0]},
+    )
+    import yaml
+
+    args = spec.ros_args(Path("/cfg"))
+    values = dict(a.split(":=", 1) for a in args if ":=" in a and not a.startswith("__"))
+    decoded = {k: yaml.safe_load(v) for k, v in values.items()}
+    assert decoded == {"scenario": "0", "drones": 3, "rate": 2.5, "on": True, "xs": [1.0, 2.0]}
+
+
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
+def test_launch_file_reads_the_shared_graph(path: Path) -> None:
+    tree = ast.parse(path.read_text())
+    assert ast.get_docstring(tree), f"{path.name} needs a usage docstring"
+    imports = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "wm_agent.graph" in imports, f"{path.name} must build its nodes from wm_agent.graph"
+    funcs = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+    assert "generate_launch_description" in funcs
+    declared = [
+        n for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "DeclareLaunchArgument"
+    ]
+    assert declared, f"{path.name} declares no arguments"
+    for call in declared:
+        keywords = {k.arg: k.value for k in call.keywords}
+        assert "description" in keywords, f"{path.name}: argument without a description"
+        desc = keywords["description"]
+        assert isinstance(desc, ast.Constant) and str(desc.value).strip()
+    # executables named literally in the launch file must be real entry points
+    literal_execs = [
+        k.value.value for n in ast.walk(tree) if isinstance(n, ast.Call)
+        for k in n.keywords if k.arg == "executable" and isinstance(k.value, ast.Constant)
+    ]
+    for exe in literal_execs:
+        assert exe in console_scripts(), f"{path.name} names unknown executable {exe}"
+
+
+def test_there_are_launch_files() -> None:
+    assert {p.name for p in LAUNCH_FILES} >= {"fleet_sim.launch.py"}
