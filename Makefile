@@ -5,9 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: setup run test lint bench lock clean help
+.PHONY: setup run test lint bench lock docs clean help
 help:
-	@echo "make setup | run [ARGS='--drones 10'] | test | lint | bench | lock | clean"
+	@echo "make setup | run [ARGS='--drones 10'] | test | lint | bench | lock | docs | clean"
 
 setup:
 	@bash scripts/setup.sh
@@ -33,3 +33,6 @@ lock: setup
 
 clean:
 	rm -rf build install log
+
+docs:
+	python3 scripts/gen_interfaces_doc.py

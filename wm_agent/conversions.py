@@ -13,12 +13,18 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from wm_agent.errors import WmAgentError
+from wm_agent.errors import MessageError
 from wm_agent.interfaces import require_interfaces
 
-
-class MessageError(WmAgentError):
-    """A message is malformed (array lengths disagree, non-finite where finite is required)."""
+__all__ = [
+    "FleetCommandArrays",
+    "FleetStateArrays",
+    "MessageError",
+    "fleet_command_from_msg",
+    "fleet_command_to_msg",
+    "fleet_state_from_msg",
+    "fleet_state_to_msg",
+]
 
 
 def _pack(code: str, values: NDArray[Any], dtype: type | np.dtype[Any]) -> array.array[Any]:
@@ -38,19 +44,20 @@ class FleetStateArrays(NamedTuple):
     """N drones' state. Units: m, m/s, quaternion xyzw (base_link -> frame), rad/s."""
 
     ids: NDArray[np.uint32]          # (N,)
-    position: NDArray[np.float32]    # (N, 3) [m]
-    velocity: NDArray[np.float32]    # (N, 3) [m/s]
-    orientation: NDArray[np.float32] # (N, 4) xyzw
-    body_rates: NDArray[np.float32]  # (N, 3) [rad/s]
+    position: NDArray[np.floating[Any]]  # (N, 3) [m]
+    velocity: NDArray[np.floating[Any]]  # (N, 3) [m/s]
+    orientation: NDArray[np.floating[Any]]  # (N, 4) xyzw
+    body_rates: NDArray[np.floating[Any]]  # (N, 3) [rad/s]
     status: NDArray[np.uint16]       # (N,) FleetState flags
+    step: int = 0                    # control periods since start (0 = not stepped)
 
 
 class FleetCommandArrays(NamedTuple):
     """N drones' setpoints: velocity [m/s] in the header frame, yaw rate [rad/s], mode."""
 
     ids: NDArray[np.uint32]          # (N,)
-    velocity: NDArray[np.float32]    # (N, 3) [m/s]
-    yaw_rate: NDArray[np.float32]    # (N,) [rad/s]
+    velocity: NDArray[np.floating[Any]]  # (N, 3) [m/s]
+    yaw_rate: NDArray[np.floating[Any]]  # (N,) [rad/s]
     mode: NDArray[np.uint8]          # (N,) FleetCommand.MODE_*
     step: int                        # control period (lockstep), 0 = unstepped
 
@@ -67,6 +74,7 @@ def fleet_state_to_msg(state: FleetStateArrays, *, frame_id: str = "map") -> Any
     msg.orientation = _pack("f", np.reshape(state.orientation, (n, 4)), np.float32)
     msg.body_rates = _pack("f", np.reshape(state.body_rates, (n, 3)), np.float32)
     msg.status = _pack("H", state.status, np.uint16)
+    msg.step = int(state.step)
     return msg
 
 
@@ -81,6 +89,7 @@ def fleet_state_from_msg(msg: Any) -> FleetStateArrays:
         orientation=_view(msg.orientation, np.float32, "orientation", n, 4),
         body_rates=_view(msg.body_rates, np.float32, "body_rates", n, 3),
         status=_view(msg.status, np.uint16, "status", n, 1),
+        step=int(msg.step),
     )
 
 

@@ -32,3 +32,7 @@ class ModelError(WmAgentError):
 
 class BagError(WmAgentError):
     """A bag could not be written or read."""
+
+
+class MessageError(WmAgentError):
+    """A ROS message is malformed (array lengths disagree, a field out of range)."""

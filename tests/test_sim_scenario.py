@@ -1,0 +1,209 @@
+"""Scenario and airframe loading: valid files load into the documented arrays; every bad field
+is rejected with its path."""
+
+from __future__ import annotations
+
+import copy
+import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from wm_agent.errors import ConfigError
+from wm_agent.sim import load_airframe, load_scenario, sim_data_dir
+
+WAREHOUSE = sim_data_dir() / "scenarios" / "warehouse.yaml"
+
+
+def _raw() -> dict[str, Any]:
+    return yaml.safe_load(WAREHOUSE.read_text())
+
+
+def _write(tmp_path: Path, data: dict[str, Any], name: str = "x.yaml") -> Path:
+    scen = tmp_path / "scenarios"
+    scen.mkdir(exist_ok=True)
+    path = scen / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_warehouse_loads_into_arrays() -> None:
+    s = load_scenario("warehouse")
+    assert s.name == "warehouse" and s.drones == 50
+    assert s.shelves.shape == (6 * 5, 2, 3)
+    assert np.all(s.shelves[:, 1] > s.shelves[:, 0])
+    # First unit: origin [8, 6, 0], size 2.4 × 0.8 × 3.0 along x; row 1 is 3.5 m further in y.
+    np.testing.assert_allclose(s.shelves[0], [[8.0, 6.0, 0.0], [10.4, 6.8, 3.0]])
+    np.testing.assert_allclose(s.shelves[5, 0], [8.0, 9.5, 0.0])
+    assert s.walls.shape == (4, 2, 3) and s.floor.shape == (2, 3) and s.ceiling.shape == (2, 3)
+    assert set(s.pick_stations) == {"pick_a", "pick_b", "pick_c", "pick_d"}
+    assert set(s.stations) == set(s.pick_stations) | set(s.drop_stations)
+    np.testing.assert_allclose(s.stations["drop_b"], [37.0, 12.0, 1.0])
+    assert s.home_pads.shape == (50, 3)
+    np.testing.assert_allclose(s.home_pads[1], [1.5, 1.0, 0.0])
+    assert s.rates.substeps == 5 and s.airframe.name == "crazyflie2x"
+    assert not s.shelves.flags.writeable
+
+
+def test_drone_override_and_pad_shortage_message() -> None:
+    assert load_scenario("warehouse", drones=152).home_pads.shape == (152, 3)
+    with pytest.raises(ConfigError, match=r"home_pads: .*152 pads.*200 drones need 200 pads"):
+        load_scenario("warehouse", drones=200)
+
+
+def test_warehouse_10k_has_pads_for_10000() -> None:
+    s = load_scenario("warehouse_10k")
+    assert s.drones == 10_000 and s.home_pads.shape == (10_000, 3)
+
+
+def test_unknown_scenario_name() -> None:
+    with pytest.raises(ConfigError, match="scenario file not found"):
+        load_scenario("no_such_scenario")
+
+
+def _set(data: dict[str, Any], path: str, value: Any) -> None:
+    keys: list[Any] = [int(k) if k.isdigit() else k for k in path.split(".")]
+    node: Any = data
+    for k in keys[:-1]:
+        node = node[k]
+    node[keys[-1]] = value
+
+
+BAD_FIELDS = [
+    ("shelves.0.unit_size", [1, -2, 3], r"shelves\[0\]\.unit_size: expected 3 positive numbers"),
+    ("shelves.0.rows", 0, r"shelves\[0\]\.rows: expected an integer >= 1"),
+    ("shelves.0.rows", 2.5, r"shelves\[0\]\.rows: expected an integer"),
+    ("shelves.0.axis", "z", r"shelves\[0\]\.axis: expected 'x' or 'y'"),
+    ("shelves.0.unit_gap", -1.0, r"shelves\[0\]\.unit_gap: expected a number >= 0"),
+    ("shelves.0.row_spacing", 0.5, r"shelves\[0\]\.row_spacing: .*rows would overlap"),
+    ("shelves.0.origin", [38.0, 6.0, 0.0], r"shelves\[0\]: row 0 unit 0 spans .* outside the world"),
+    ("shelves.0.colour", "red", r"shelves\[0\]\.colour: unknown key"),
+    ("rates.physics_hz", 250, r"rates\.physics_hz: .*integer multiple of rates\.control_hz"),
+    ("rates.control_hz", -48, r"rates\.control_hz: expected a positive number"),
+    ("rates.state_pub_hz", 100, r"rates\.state_pub_hz: .*exceeds rates\.control_hz"),
+    ("world.size", [40.0, 30.0], r"world\.size: expected 3 positive numbers"),
+    ("world.wall_thickness", float("nan"), r"world\.wall_thickness: expected a finite number"),
+    ("geofence.min", [0.3, 0.3, 6.0], r"geofence: min .* must be below max"),
+    ("geofence.max", [41.0, 29.7, 5.5], r"geofence: .* extends outside the world"),
+    ("stations.pick.0.position", [3.0, 5.0, 9.0], r"stations\.pick\[0\]\.position: .*outside"),
+    ("stations.pick.0.position", [9.0, 6.4, 1.0], r"stations\.pick\[0\]\.position: .*within"),
+    ("stations.drop.1.name", "pick_a", r"stations\.drop\[1\]\.name: duplicate station name"),
+    ("stations.drop", [], r"stations\.drop: expected a non-empty list"),
+    ("home_pads.spacing", 0.1, r"home_pads\.spacing: .*less than two collision radii"),
+    ("home_pads.rows", 0, r"home_pads\.rows: expected an integer >= 1"),
+    ("home_pads.origin", [9.0, 6.0, 0.0], r"home_pads: pad 0 .* is under shelves\[0\] row 0"),
+    ("drones", 0, r"drones: expected an integer >= 1"),
+    ("drones", True, r"drones: expected an integer"),
+    ("version", 2, r"version: expected 1"),
+    ("seed", -1, r"seed: expected an integer >= 0"),
+    ("airframe", "jumbo", r"airframe: no airframe file 'jumbo'"),
+    ("tasks.max_payload_kg", 0.5, r"tasks\.max_payload_kg: .*exceeds the airframe's max_payload"),
+    ("tasks.rate_per_min", -1.0, r"tasks\.rate_per_min: expected a number >= 0"),
+    ("bogus", 1, r"bogus: unknown key"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "message"), BAD_FIELDS, ids=[b[0] for b in BAD_FIELDS])
+def test_bad_field_is_rejected_with_its_path(
+    tmp_path: Path, field: str, value: Any, message: str
+) -> None:
+    data = _raw()
+    _set(data, field, value)
+    path = _write(tmp_path, data)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_scenario(path)
+    assert str(info.value).startswith(str(path) + ": ")
+
+
+@pytest.mark.parametrize("key", ["rates", "world", "geofence", "shelves", "home_pads", "tasks"])
+def test_missing_key_is_rejected(tmp_path: Path, key: str) -> None:
+    data = _raw()
+    del data[key]
+    with pytest.raises(ConfigError, match=rf"{key}: missing required key"):
+        load_scenario(_write(tmp_path, data))
+
+
+def test_missing_nested_key(tmp_path: Path) -> None:
+    data = _raw()
+    del data["home_pads"]["spacing"]
+    with pytest.raises(ConfigError, match=r"home_pads\.spacing: missing required key"):
+        load_scenario(_write(tmp_path, data))
+
+
+def test_yaml_syntax_error(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_scenario(path)
+
+
+def test_shelves_along_y_and_empty_shelves(tmp_path: Path) -> None:
+    data = _raw()
+    data["shelves"][0]["axis"] = "y"
+    data["shelves"][0]["origin"] = [8.0, 6.0, 0.0]
+    data["shelves"][0]["rows"] = 2
+    data["shelves"][0]["units_per_row"] = 2
+    s = load_scenario(_write(tmp_path, data))
+    np.testing.assert_allclose(s.shelves[1], [[8.0, 8.4, 0.0], [8.8, 10.8, 3.0]])
+    np.testing.assert_allclose(s.shelves[2, 0], [11.5, 6.0, 0.0])
+    data["shelves"] = []
+    assert load_scenario(_write(tmp_path, data)).shelves.shape == (0, 2, 3)
+
+
+# ---- airframe ------------------------------------------------------------------------------
+
+AIRFRAME = sim_data_dir() / "airframes" / "crazyflie2x.yaml"
+
+
+def test_airframe_values_and_derived() -> None:
+    af = load_airframe("crazyflie2x")
+    assert af.mass == 0.027 and af.kf == 3.16e-10 and af.km == 7.94e-12
+    assert af.ixx == af.iyy == 1.4e-5 and af.izz == 2.17e-5
+    assert af.kd_xy == 9.1785e-7 and af.kd_z == 10.311e-7
+    assert af.ground_effect_coeff == 11.36855 and af.prop_radius == 2.31348e-2
+    # Hover: 4·kf·ω² = m·g.
+    assert 4 * af.kf * af.hover_rpm**2 == pytest.approx(af.weight)
+    assert af.max_rpm == pytest.approx(af.hover_rpm * math.sqrt(2.25))
+
+
+@pytest.mark.parametrize("field", ["mass", "kf", "km", "ixx", "kd_z", "max_speed", "prop_radius"])
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf"), "abc"])
+def test_airframe_field_must_be_finite_positive(tmp_path: Path, field: str, bad: Any) -> None:
+    data = yaml.safe_load(AIRFRAME.read_text())
+    data[field] = bad
+    (tmp_path / "airframes").mkdir()
+    path = tmp_path / "airframes" / "af.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=rf"af\.yaml: {field}: expected a"):
+        load_airframe(path)
+
+
+def test_airframe_unknown_key(tmp_path: Path) -> None:
+    data = yaml.safe_load(AIRFRAME.read_text())
+    data2 = copy.deepcopy(data)
+    data2["wingspan"] = 1.0
+    path = tmp_path / "af.yaml"
+    path.write_text(yaml.safe_dump(data2))
+    with pytest.raises(ConfigError, match="wingspan: unknown key"):
+        load_airframe(path)
+
+
+def test_urdf_agrees_with_airframe_yaml() -> None:
+    af = load_airframe("crazyflie2x")
+    root = ET.parse(af.urdf).getroot()
+    inertial = root.find("link/inertial")
+    assert inertial is not None
+    mass = inertial.find("mass")
+    inertia = inertial.find("inertia")
+    cyl = root.find("link/collision/geometry/cylinder")
+    assert mass is not None and inertia is not None and cyl is not None
+    assert float(mass.get("value", "nan")) == af.mass
+    assert float(inertia.get("ixx", "nan")) == af.ixx
+    assert float(inertia.get("iyy", "nan")) == af.iyy
+    assert float(inertia.get("izz", "nan")) == af.izz
+    assert float(cyl.get("radius", "nan")) == af.collision_radius
+    assert float(cyl.get("length", "nan")) / 2 == af.body_half_height

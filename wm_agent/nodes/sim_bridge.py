@@ -1,0 +1,288 @@
+"""sim_bridge: the simulated drone fleet, looking like hardware over ROS 2.
+
+Publishes /clock, the batched fleet state, per-drone nav_msgs/Odometry for the first
+`odom_max_drones` drones, and fleet events; takes the batched fleet command and per-drone
+geometry_msgs/TwistStamped cmd_vel. The physics, controller, failsafe and collisions are the
+pure core in wm_agent.sim; this node converts messages once and steps the core.
+
+Modes: realtime (sim time follows the wall clock), fast (as fast as possible), lockstep (period k
+advances once every live commander sent its command for k, or a timeout passed: deterministic).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import TwistStamped
+from nav_msgs.msg import Odometry
+from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
+
+from wm_agent import qos, topics
+from wm_agent.conversions import FleetStateArrays, fleet_command_from_msg, fleet_state_to_msg
+from wm_agent.errors import ConfigError, MessageError
+from wm_agent.interfaces import require_interfaces
+from wm_agent.nodes.common import declare_config, run_node
+from wm_agent.sim.command_buffer import CommandBuffer, CommandMode
+from wm_agent.sim.rotations import quat_to_matrix
+from wm_agent.sim.scenario import load_scenario
+from wm_agent.sim.simulator import make_simulator
+from wm_agent.sim.types import StatusFlag
+
+MODES = ("realtime", "fast", "lockstep")
+FIDELITIES = ("auto", "motor", "fleet")
+
+
+@dataclass(frozen=True)
+class SimBridgeConfig:
+    scenario: str = field(default="warehouse", metadata={"description": "scenario name or YAML path"})
+    drones: int = field(default=0, metadata={"description": "drone count (0 = the scenario's)"})
+    seed: int = field(default=0, metadata={"description": "random seed"})
+    mode: str = field(default="realtime", metadata={"description": "realtime | fast | lockstep"})
+    fidelity: str = field(default="auto", metadata={"description": "motor | fleet | auto"})
+    auto_motor_max_drones: int = field(
+        default=100, metadata={"description": "auto fidelity: motor up to this many drones, else fleet"}
+    )
+    state_rate_hz: float = field(
+        default=0.0, metadata={"description": "fleet-state rate in sim time [Hz] (0 = scenario's)"}
+    )
+    odom_max_drones: int = field(
+        default=16, metadata={"description": "publish /drone_<id>/odom and take cmd_vel for ids below this"}
+    )
+    lockstep_timeout_s: float = field(
+        default=0.5, metadata={"description": "lockstep: wall time to wait for late commanders [s]"}
+    )
+    lockstep_min_commanders: int = field(
+        default=0, metadata={"description": "lockstep: drones that must command before step 1"}
+    )
+    lockstep_startup_timeout_s: float = field(
+        default=30.0, metadata={"description": "lockstep: wait this long for the first commanders [s]"}
+    )
+    takeoff_speed: float = field(default=0.5, metadata={"description": "MODE_TAKEOFF climb [m/s]"})
+    duration_s: float = field(
+        default=0.0, metadata={"description": "stop stepping after this sim time [s] (0 = never)"}
+    )
+    frame_id: str = field(default="map", metadata={"description": "world frame of published state"})
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"sim_bridge: mode must be one of {MODES}, got {self.mode!r}")
+        if self.fidelity not in FIDELITIES:
+            raise ConfigError(f"sim_bridge: fidelity must be one of {FIDELITIES}, got {self.fidelity!r}")
+        for name in ("drones", "odom_max_drones", "lockstep_min_commanders", "auto_motor_max_drones"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"sim_bridge: {name} must be >= 0, got {getattr(self, name)}")
+        for name in ("state_rate_hz", "duration_s"):
+            if not (np.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ConfigError(f"sim_bridge: {name} must be a finite value >= 0")
+        for name in ("lockstep_timeout_s", "lockstep_startup_timeout_s", "takeoff_speed"):
+            if not (np.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise ConfigError(f"sim_bridge: {name} must be a finite value > 0")
+
+
+def _stamp(t: float) -> Time:
+    sec = int(np.floor(t))
+    return Time(sec=sec, nanosec=round((t - sec) * 1e9) % 1_000_000_000)
+
+
+class SimBridge(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("sim_bridge", **kwargs)
+        self.msgs, _ = require_interfaces()
+        self.cfg = declare_config(self, SimBridgeConfig)
+        scenario = load_scenario(self.cfg.scenario, drones=self.cfg.drones or None)
+        fidelity = self.cfg.fidelity
+        if fidelity == "auto":
+            fidelity = "motor" if scenario.drones <= self.cfg.auto_motor_max_drones else "fleet"
+        self.sim = make_simulator(scenario, fidelity=fidelity)
+        self.sim.reset(self.cfg.seed)
+        self.scenario = scenario
+        self.n = scenario.drones
+        af = scenario.airframe
+        self.commands = CommandBuffer(self.n, af.land_speed, self.cfg.takeoff_speed)
+        self.control_dt = scenario.rates.control_dt
+        rate = self.cfg.state_rate_hz or scenario.rates.state_pub_hz
+        self.state_every = max(1, round(scenario.rates.control_hz / rate))
+        self.step_count = 0
+        self.events_total = 0
+        self._status_map = self._build_status_map()
+
+        self.clock_pub = self.create_publisher(Clock, topics.CLOCK, qos.CLOCK)
+        self.state_pub = self.create_publisher(self.msgs.FleetState, topics.FLEET_STATE, qos.STATE)
+        self.events_pub = self.create_publisher(self.msgs.FleetEvents, topics.FLEET_EVENTS, qos.EVENTS)
+        self.odom_ids = list(range(min(self.n, self.cfg.odom_max_drones)))
+        self.odom_pubs = [
+            self.create_publisher(Odometry, topics.drone_odom(i), qos.STATE) for i in self.odom_ids
+        ]
+        self.create_subscription(
+            self.msgs.FleetCommand, topics.FLEET_COMMAND, self.on_fleet_command, qos.COMMAND_SUB
+        )
+        for i in self.odom_ids:
+            self.create_subscription(
+                TwistStamped, topics.drone_cmd_vel(i),
+                lambda msg, i=i: self.on_cmd_vel(i, msg), qos.COMMAND_SUB,
+            )
+        self.wall_start = time.monotonic()
+        self.lockstep_wait_since = time.monotonic()
+        period = self.control_dt if self.cfg.mode == "realtime" else 0.001
+        self.timer = self.create_timer(period, self.tick)
+        self.get_logger().info(
+            f"scenario {scenario.name}: {self.n} drones, fidelity {fidelity}, mode {self.cfg.mode}, "
+            f"physics {scenario.rates.physics_hz:g} Hz, control {scenario.rates.control_hz:g} Hz"
+        )
+        self.publish_state()
+
+    # -- inputs ------------------------------------------------------------------------------------
+    def on_fleet_command(self, msg: Any) -> None:
+        try:
+            cmd = fleet_command_from_msg(msg)
+        except MessageError as exc:
+            self.get_logger().warning(f"dropped malformed FleetCommand: {exc}")
+            return
+        self.commands.submit(cmd.ids, cmd.velocity, cmd.yaw_rate, cmd.mode, cmd.step)
+
+    def on_cmd_vel(self, drone: int, msg: TwistStamped) -> None:
+        v = np.array([msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z], dtype=np.float64)
+        if msg.header.frame_id.endswith("base_link"):
+            # body-frame setpoint: rotate into the world frame with the drone's attitude
+            q = self.sim.state().quat[drone : drone + 1]
+            v = _rotate(q, v[None])[0]
+        self.commands.submit(
+            np.array([drone]), v[None], np.array([msg.twist.angular.z]),
+            np.array([CommandMode.VELOCITY]), step=self.step_count + 1,
+        )
+
+    # -- stepping ----------------------------------------------------------------------------------
+    def tick(self) -> None:
+        if self.cfg.duration_s and self.sim.sim_time >= self.cfg.duration_s - 1e-9:
+            return
+        if self.cfg.mode == "realtime":
+            due = int((time.monotonic() - self.wall_start) / self.control_dt)
+            for _ in range(min(due - self.step_count, 4)):  # catch up at most 4 periods a tick
+                self.advance()
+        elif self.cfg.mode == "fast":
+            t_end = time.monotonic() + 0.02
+            while time.monotonic() < t_end and not self._done():
+                self.advance()
+        else:
+            self.lockstep_tick()
+
+    def _done(self) -> bool:
+        return bool(self.cfg.duration_s) and self.sim.sim_time >= self.cfg.duration_s - 1e-9
+
+    def lockstep_tick(self) -> None:
+        k = self.step_count + 1
+        waited = time.monotonic() - self.lockstep_wait_since
+        if self.step_count == 0 and self.cfg.lockstep_min_commanders:
+            joined = int(np.count_nonzero(self.commands.expected))
+            if joined < self.cfg.lockstep_min_commanders and waited < self.cfg.lockstep_startup_timeout_s:
+                return
+        if not self.commands.ready(k):
+            if waited < self.cfg.lockstep_timeout_s:
+                return
+            late = self.commands.missing(k)
+            self.get_logger().warning(
+                f"lockstep: step {k}: no command from {late.size} drone(s) after "
+                f"{self.cfg.lockstep_timeout_s} s (first: {late[:5].tolist()}); advancing"
+            )
+        self.advance(lockstep_step=k)
+
+    def advance(self, lockstep_step: int | None = None) -> None:
+        cmd_vel, yaw_rate, fresh = self.commands.take(lockstep_step)
+        self.sim.step(cmd_vel, yaw_rate, fresh)
+        self.step_count += 1
+        self.lockstep_wait_since = time.monotonic()
+        t = self.sim.sim_time
+        self.clock_pub.publish(Clock(clock=_stamp(t)))
+        events = self.sim.drain_events()
+        if events:
+            self.publish_events(events)
+        if lockstep_step is not None or self.step_count % self.state_every == 0:
+            self.publish_state()
+
+    # -- outputs -----------------------------------------------------------------------------------
+    def _build_status_map(self) -> np.ndarray:
+        """Lookup table: simulator StatusFlag bits -> FleetState message bits (by name)."""
+        bits = [(int(f), int(getattr(self.msgs.FleetState, str(f.name)))) for f in StatusFlag]
+        table = np.zeros(1 << 16, dtype=np.uint16)
+        values = np.arange(1 << 16, dtype=np.uint32)
+        for sim_bit, msg_bit in bits:
+            table[(values & sim_bit) != 0] |= np.uint16(msg_bit)
+        return table
+
+    def publish_state(self) -> None:
+        s = self.sim.state()
+        arrays = FleetStateArrays(
+            ids=s.ids.astype(np.uint32),
+            position=s.pos,
+            velocity=s.vel,
+            orientation=s.quat,
+            body_rates=s.body_rates,
+            status=self._status_map[s.status],
+            step=self.step_count,
+        )
+        msg = fleet_state_to_msg(arrays, frame_id=self.cfg.frame_id)
+        msg.header.stamp = _stamp(s.time)
+        self.state_pub.publish(msg)
+        if self.odom_pubs:
+            self.publish_odometry(s)
+
+    def publish_odometry(self, s: Any) -> None:
+        ids = self.odom_ids
+        body_vel = _rotate_inverse(s.quat[ids], s.vel[ids])
+        stamp = _stamp(s.time)
+        for j, i in enumerate(ids):
+            m = Odometry()
+            m.header.stamp = stamp
+            m.header.frame_id = self.cfg.frame_id
+            m.child_frame_id = f"drone_{i}/base_link"
+            p, q, w = s.pos[i], s.quat[i], s.body_rates[i]
+            m.pose.pose.position.x, m.pose.pose.position.y, m.pose.pose.position.z = map(float, p)
+            o = m.pose.pose.orientation
+            o.x, o.y, o.z, o.w = map(float, q)
+            lin, ang = m.twist.twist.linear, m.twist.twist.angular
+            lin.x, lin.y, lin.z = map(float, body_vel[j])
+            ang.x, ang.y, ang.z = map(float, w)
+            self.odom_pubs[j].publish(m)
+
+    def publish_events(self, events: list[Any]) -> None:
+        out = self.msgs.FleetEvents()
+        out.header.stamp = _stamp(self.sim.sim_time)
+        out.header.frame_id = self.cfg.frame_id
+        for e in events:
+            m = self.msgs.FleetEvent()
+            m.header.stamp = _stamp(e.time)
+            m.header.frame_id = self.cfg.frame_id
+            m.kind = int(getattr(self.msgs.FleetEvent, e.kind.name))
+            m.drone_id = int(e.drone_id)
+            m.other_id = int(e.other_id)
+            m.position.x, m.position.y, m.position.z = map(float, e.position)
+            m.detail = e.detail
+            out.events.append(m)
+        self.events_total += len(events)
+        self.events_pub.publish(out)
+
+    def close(self) -> None:
+        self.sim.close()
+
+
+def _rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Body-frame vectors v (k, 3) into the world frame of attitudes q (k, 4) xyzw."""
+    return np.einsum("kij,kj->ki", quat_to_matrix(np.asarray(q, dtype=np.float64)), v)
+
+
+def _rotate_inverse(q: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """World-frame vectors v (k, 3) into the body frame of attitudes q (k, 4) xyzw."""
+    return np.einsum("kji,kj->ki", quat_to_matrix(np.asarray(q, dtype=np.float64)), v)
+
+
+def main(args: list[str] | None = None) -> None:
+    run_node(SimBridge, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,367 @@
+"""Scenario loading and validation (schema: docs/SCENARIOS.md, example sim/scenarios/warehouse.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from wm_agent.errors import ConfigError
+from wm_agent.sim import _validate as v
+from wm_agent.sim.airframe import Airframe, load_airframe
+from wm_agent.sim.paths import sim_data_dir
+
+SCHEMA_VERSION = 1
+
+_TOP_KEYS = (
+    "name",
+    "version",
+    "seed",
+    "airframe",
+    "rates",
+    "world",
+    "geofence",
+    "shelves",
+    "stations",
+    "home_pads",
+    "drones",
+    "tasks",
+)
+_SHELF_KEYS = ("rows", "row_spacing", "units_per_row", "unit_size", "unit_gap", "origin", "axis")
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Loop rates [Hz]; ``physics_hz`` is an integer multiple of ``control_hz``."""
+
+    physics_hz: float
+    control_hz: float
+    state_pub_hz: float
+
+    @property
+    def substeps(self) -> int:
+        """Physics steps per control period."""
+        return round(self.physics_hz / self.control_hz)
+
+    @property
+    def physics_dt(self) -> float:
+        """[s]."""
+        return 1.0 / self.physics_hz
+
+    @property
+    def control_dt(self) -> float:
+        """[s]."""
+        return 1.0 / self.control_hz
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario. All positions are ENU metres in the ``map`` frame.
+
+    Attributes:
+        name: scenario name. source: the YAML it came from. seed: default RNG seed.
+        airframe: the drones' airframe constants.
+        rates: loop rates.
+        world_size: (3,) floor x, y extent and ceiling height [m].
+        wall_thickness: [m].
+        geofence_min, geofence_max: (3,) allowed flight box [m].
+        shelves: (M, 2, 3) shelf-unit AABBs, [:, 0] = min corner, [:, 1] = max corner [m].
+        shelf_names: M labels such as ``"shelves[0] row 1 unit 3"``.
+        walls: (4, 2, 3) wall AABBs (west, east, south, north) [m].
+        floor, ceiling: (2, 3) slab AABBs [m].
+        pick_stations, drop_stations: name → (3,) position [m].
+        stations: both of the above in one lookup.
+        home_pads: (N, 3) pad positions for the N drones (drone i starts on pad i) [m].
+        drones: N.
+        task_rate_per_min: task arrival rate [1/min]. max_payload_kg: [kg].
+    """
+
+    name: str
+    source: Path
+    seed: int
+    airframe: Airframe
+    rates: Rates
+    world_size: NDArray[np.float64]
+    wall_thickness: float
+    geofence_min: NDArray[np.float64]
+    geofence_max: NDArray[np.float64]
+    shelves: NDArray[np.float64]
+    shelf_names: tuple[str, ...]
+    walls: NDArray[np.float64]
+    floor: NDArray[np.float64]
+    ceiling: NDArray[np.float64]
+    pick_stations: dict[str, NDArray[np.float64]]
+    drop_stations: dict[str, NDArray[np.float64]]
+    stations: dict[str, NDArray[np.float64]] = field(repr=False)
+    home_pads: NDArray[np.float64] = field(repr=False)
+    drones: int = 0
+    task_rate_per_min: float = 0.0
+    max_payload_kg: float = 0.0
+
+
+def resolve_scenario_path(path_or_name: str | Path) -> Path:
+    """``"warehouse"`` → ``<sim_data_dir>/scenarios/warehouse.yaml``; a path is returned as is."""
+    text = str(path_or_name)
+    if isinstance(path_or_name, Path) or text.endswith((".yaml", ".yml")) or "/" in text:
+        return Path(text)
+    return sim_data_dir() / "scenarios" / f"{text}.yaml"
+
+
+def _frozen(a: NDArray[np.float64]) -> NDArray[np.float64]:
+    a.setflags(write=False)
+    return a
+
+
+def _shelf_boxes(
+    label: str, shelves: Any, world_size: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], list[str]]:
+    if not isinstance(shelves, list):
+        raise ConfigError(f"{label}: shelves: expected a list of shelf blocks, got {shelves!r}")
+    boxes: list[NDArray[np.float64]] = []
+    names: list[str] = []
+    for i, block in enumerate(shelves):
+        f = f"shelves[{i}]"
+        v.check_keys(label, f, block, _SHELF_KEYS)
+        rows = v.integer(label, f"{f}.rows", block["rows"], minimum=1)
+        row_spacing = v.number(label, f"{f}.row_spacing", block["row_spacing"], positive=True)
+        units = v.integer(label, f"{f}.units_per_row", block["units_per_row"], minimum=1)
+        size = v.vec3(label, f"{f}.unit_size", block["unit_size"], positive=True)
+        gap = v.number(label, f"{f}.unit_gap", block["unit_gap"], non_negative=True)
+        origin = v.vec3(label, f"{f}.origin", block["origin"])
+        axis = block["axis"]
+        if axis not in ("x", "y"):
+            raise ConfigError(f"{label}: {f}.axis: expected 'x' or 'y', got {axis!r}")
+        if row_spacing < size[1]:
+            raise ConfigError(
+                f"{label}: {f}.row_spacing: {row_spacing} m is less than the unit depth "
+                f"{size[1]} m (unit_size[1]); rows would overlap"
+            )
+        along, across = (0, 1) if axis == "x" else (1, 0)
+        extent = np.empty(3)
+        extent[along], extent[across], extent[2] = size[0], size[1], size[2]
+        for r in range(rows):
+            for u in range(units):
+                lo = origin.copy()
+                lo[along] += u * (size[0] + gap)
+                lo[across] += r * row_spacing
+                hi = lo + extent
+                if np.any(lo < 0.0) or np.any(hi > world_size):
+                    raise ConfigError(
+                        f"{label}: {f}: row {r} unit {u} spans {lo.tolist()}..{hi.tolist()}, "
+                        f"outside the world [0, 0, 0]..{world_size.tolist()}; move origin or "
+                        "reduce rows/units_per_row"
+                    )
+                boxes.append(np.stack([lo, hi]))
+                names.append(f"{f} row {r} unit {u}")
+    arr = np.asarray(boxes, dtype=np.float64).reshape(-1, 2, 3)
+    return arr, names
+
+
+def _stations(
+    label: str, stations: Any, gmin: NDArray[np.float64], gmax: NDArray[np.float64]
+) -> tuple[dict[str, NDArray[np.float64]], dict[str, NDArray[np.float64]]]:
+    v.check_keys(label, "stations", stations, ("pick", "drop"))
+    out: list[dict[str, NDArray[np.float64]]] = []
+    seen: set[str] = set()
+    for kind in ("pick", "drop"):
+        items = stations[kind]
+        if not isinstance(items, list) or not items:
+            raise ConfigError(f"{label}: stations.{kind}: expected a non-empty list, got {items!r}")
+        table: dict[str, NDArray[np.float64]] = {}
+        for j, item in enumerate(items):
+            f = f"stations.{kind}[{j}]"
+            v.check_keys(label, f, item, ("name", "position"))
+            name = v.string(label, f"{f}.name", item["name"])
+            if name in seen:
+                raise ConfigError(f"{label}: {f}.name: duplicate station name {name!r}")
+            seen.add(name)
+            pos = v.vec3(label, f"{f}.position", item["position"])
+            if np.any(pos < gmin) or np.any(pos > gmax):
+                raise ConfigError(
+                    f"{label}: {f}.position: {pos.tolist()} is outside the geofence "
+                    f"{gmin.tolist()}..{gmax.tolist()}"
+                )
+            table[name] = _frozen(pos)
+        out.append(table)
+    return out[0], out[1]
+
+
+def _home_pads(
+    label: str, pads: Any, drones: int, world_size: NDArray[np.float64], radius: float
+) -> NDArray[np.float64]:
+    v.check_keys(label, "home_pads", pads, ("origin", "spacing", "columns", "rows"))
+    origin = v.vec3(label, "home_pads.origin", pads["origin"])
+    spacing = v.number(label, "home_pads.spacing", pads["spacing"], positive=True)
+    columns = v.integer(label, "home_pads.columns", pads["columns"], minimum=1)
+    rows = v.integer(label, "home_pads.rows", pads["rows"], minimum=1)
+    if spacing < 2.0 * radius:
+        raise ConfigError(
+            f"{label}: home_pads.spacing: {spacing} m is less than two collision radii "
+            f"({2.0 * radius} m); neighbouring drones would start in collision"
+        )
+    if columns * rows < drones:
+        need_rows = -(-drones // columns)
+        raise ConfigError(
+            f"{label}: home_pads: {columns} columns × {rows} rows = {columns * rows} pads, but "
+            f"{drones} drones need {drones} pads; set rows >= {need_rows} or columns >= "
+            f"{-(-drones // rows)}"
+        )
+    idx = np.arange(drones)
+    out = np.empty((drones, 3))
+    out[:, 0] = origin[0] + (idx % columns) * spacing
+    out[:, 1] = origin[1] + (idx // columns) * spacing
+    out[:, 2] = origin[2]
+    lo, hi = out.min(axis=0), out.max(axis=0)
+    if np.any(lo[:2] < radius) or np.any(hi[:2] > world_size[:2] - radius) or origin[2] != 0.0:
+        raise ConfigError(
+            f"{label}: home_pads: the {drones} pads span {lo.tolist()}..{hi.tolist()}; they must "
+            f"lie on the floor (origin z = 0) at least {radius} m inside the walls "
+            f"(world size {world_size.tolist()})"
+        )
+    return out
+
+
+def load_scenario(path_or_name: str | Path, *, drones: int | None = None) -> Scenario:
+    """Load and validate a scenario.
+
+    Args:
+        path_or_name: a YAML path, or a name resolved to ``<sim_data_dir>/scenarios/<name>.yaml``.
+        drones: number of drones; overrides the file's ``drones`` when given.
+
+    Raises:
+        ConfigError: anything invalid; the message starts with the file and the field path,
+            e.g. ``sim/scenarios/x.yaml: shelves[0].unit_size: expected 3 positive numbers,
+            got [1, -2, 3]``.
+    """
+    path = resolve_scenario_path(path_or_name)
+    label = str(path)
+    if not path.is_file():
+        raise ConfigError(f"{label}: scenario file not found (scenario {str(path_or_name)!r})")
+    data = v.read_yaml_mapping(path, label)
+    v.check_keys(label, "", data, _TOP_KEYS)
+
+    name = v.string(label, "name", data["name"])
+    version = v.integer(label, "version", data["version"])
+    if version != SCHEMA_VERSION:
+        raise ConfigError(f"{label}: version: expected {SCHEMA_VERSION}, got {version!r}")
+    seed = v.integer(label, "seed", data["seed"], minimum=0)
+
+    airframe_name = v.string(label, "airframe", data["airframe"])
+    local = path.parent.parent / "airframes" / f"{airframe_name}.yaml"
+    shared = sim_data_dir() / "airframes" / f"{airframe_name}.yaml"
+    if not (local.is_file() or shared.is_file()):
+        raise ConfigError(
+            f"{label}: airframe: no airframe file {airframe_name!r} (tried {local}, {shared})"
+        )
+    airframe = load_airframe(local if local.is_file() else shared)
+
+    r = v.check_keys(label, "rates", data["rates"], ("physics_hz", "control_hz", "state_pub_hz"))
+    rates = Rates(
+        physics_hz=v.number(label, "rates.physics_hz", r["physics_hz"], positive=True),
+        control_hz=v.number(label, "rates.control_hz", r["control_hz"], positive=True),
+        state_pub_hz=v.number(label, "rates.state_pub_hz", r["state_pub_hz"], positive=True),
+    )
+    ratio = rates.physics_hz / rates.control_hz
+    if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
+        raise ConfigError(
+            f"{label}: rates.physics_hz: {rates.physics_hz} must be an integer multiple of "
+            f"rates.control_hz ({rates.control_hz})"
+        )
+    if rates.state_pub_hz > rates.control_hz:
+        raise ConfigError(
+            f"{label}: rates.state_pub_hz: {rates.state_pub_hz} exceeds rates.control_hz "
+            f"({rates.control_hz}); state only changes once per control period"
+        )
+
+    w = v.check_keys(label, "world", data["world"], ("size", "wall_thickness"))
+    size = v.vec3(label, "world.size", w["size"], positive=True)
+    thick = v.number(label, "world.wall_thickness", w["wall_thickness"], positive=True)
+
+    g = v.check_keys(label, "geofence", data["geofence"], ("min", "max"))
+    gmin = v.vec3(label, "geofence.min", g["min"])
+    gmax = v.vec3(label, "geofence.max", g["max"])
+    if np.any(gmin >= gmax):
+        raise ConfigError(
+            f"{label}: geofence: min {gmin.tolist()} must be below max {gmax.tolist()} on every axis"
+        )
+    if np.any(gmin < 0.0) or np.any(gmax > size):
+        raise ConfigError(
+            f"{label}: geofence: {gmin.tolist()}..{gmax.tolist()} extends outside the world "
+            f"[0, 0, 0]..{size.tolist()}"
+        )
+
+    shelves, shelf_names = _shelf_boxes(label, data["shelves"], size)
+    pick, drop = _stations(label, data["stations"], gmin, gmax)
+    radius = airframe.collision_radius
+    for table, kind in ((pick, "pick"), (drop, "drop")):
+        for j, (sname, pos) in enumerate(table.items()):
+            inside = np.all((pos >= shelves[:, 0] - radius) & (pos <= shelves[:, 1] + radius), 1)
+            if np.any(inside):
+                k = int(np.argmax(inside))
+                raise ConfigError(
+                    f"{label}: stations.{kind}[{j}].position: station {sname!r} at "
+                    f"{pos.tolist()} is within {radius} m of {shelf_names[k]}"
+                )
+
+    n = v.integer(label, "drones", data["drones"], minimum=1)
+    if drones is not None:
+        if isinstance(drones, bool) or not isinstance(drones, int) or drones < 1:
+            raise ConfigError(f"{label}: drones: override must be an integer >= 1, got {drones!r}")
+        n = drones
+    pads = _home_pads(label, data["home_pads"], n, size, radius)
+    if len(shelves):
+        lo, hi = shelves[:, 0, :2] - radius, shelves[:, 1, :2] + radius
+        under = np.all((pads[:, None, :2] >= lo) & (pads[:, None, :2] <= hi), axis=2)
+        if np.any(under):
+            i, k = np.argwhere(under)[0]
+            raise ConfigError(
+                f"{label}: home_pads: pad {i} at {pads[i].tolist()} is under {shelf_names[k]}; "
+                "move home_pads.origin or the shelves"
+            )
+
+    t = v.check_keys(label, "tasks", data["tasks"], ("rate_per_min", "max_payload_kg"))
+    rate = v.number(label, "tasks.rate_per_min", t["rate_per_min"], non_negative=True)
+    payload = v.number(label, "tasks.max_payload_kg", t["max_payload_kg"], positive=True)
+    if payload > airframe.max_payload:
+        raise ConfigError(
+            f"{label}: tasks.max_payload_kg: {payload} kg exceeds the airframe's max_payload "
+            f"({airframe.max_payload} kg)"
+        )
+
+    x, y, z = size
+    walls = np.array(
+        [
+            [[-thick, -thick, 0.0], [0.0, y + thick, z]],
+            [[x, -thick, 0.0], [x + thick, y + thick, z]],
+            [[-thick, -thick, 0.0], [x + thick, 0.0, z]],
+            [[-thick, y, 0.0], [x + thick, y + thick, z]],
+        ]
+    )
+    floor = np.array([[-thick, -thick, -thick], [x + thick, y + thick, 0.0]])
+    ceiling = np.array([[-thick, -thick, z], [x + thick, y + thick, z + thick]])
+    return Scenario(
+        name=name,
+        source=path,
+        seed=seed,
+        airframe=airframe,
+        rates=rates,
+        world_size=_frozen(size),
+        wall_thickness=thick,
+        geofence_min=_frozen(gmin),
+        geofence_max=_frozen(gmax),
+        shelves=_frozen(shelves),
+        shelf_names=tuple(shelf_names),
+        walls=_frozen(walls),
+        floor=_frozen(floor),
+        ceiling=_frozen(ceiling),
+        pick_stations=pick,
+        drop_stations=drop,
+        stations={**pick, **drop},
+        home_pads=_frozen(pads),
+        drones=n,
+        task_rate_per_min=rate,
+        max_payload_kg=payload,
+    )
