@@ -114,12 +114,13 @@ def fleet_sim_graph(args: FleetSimArgs) -> list[NodeSpec]:
             executable="fleet_coordinator",
             description="task intake, assignment, health, SQLite ledger",
             param_files=("fleet_coordinator.yaml",),
-            parameters={"scenario": args.scenario},
+            parameters={"scenario": args.scenario, "drones": args.drones, "use_sim_time": True},
         ),
         NodeSpec(
             name="fleet_monitor",
             executable="fleet_monitor",
             description="prints a fleet summary (state, events, metrics)",
             param_files=("fleet_monitor.yaml",),
+            parameters={"use_sim_time": True},
         ),
     ]

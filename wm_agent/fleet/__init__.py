@@ -1,0 +1,1 @@
+"""Fleet coordinator core: tasks in, assignments out, nothing lost (no rclpy here)."""

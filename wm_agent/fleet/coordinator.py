@@ -1,0 +1,569 @@
+"""Fleet coordinator core: tasks in, assignments out, nothing lost.
+
+Pure Python + numpy; the ROS node converts messages once and calls:
+
+* :meth:`Coordinator.submit` / :meth:`Coordinator.cancel` from service callbacks,
+* :meth:`Coordinator.observe_fleet` on every fleet-state message (liveness, pickup and
+  delivery detection by distance),
+* :meth:`Coordinator.maybe_solve` from a timer (solves every ``solve_period_s`` and as
+  soon as an event made the last solution stale),
+* :meth:`Coordinator.assignments` to publish one batched message,
+* :meth:`Coordinator.metrics` for diagnostics.
+
+Every state change is written to the :class:`~wm_agent.fleet.ledger.Ledger` (one SQLite
+transaction per call) *before* it is applied in memory, so a refused write leaves the
+coordinator unchanged and a restart restores exactly what was committed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from wm_agent.errors import ConfigError, FleetError
+from wm_agent.fleet.assignment import Matching, solve, task_offsets
+from wm_agent.fleet.health import DroneStatus, FleetHealth
+from wm_agent.fleet.layout import Layout
+from wm_agent.fleet.ledger import Ledger
+from wm_agent.fleet.tasks import Task, TaskSpec, TaskState, Transition, advance, new_task
+from wm_agent.fleet.validation import RejectCode, validate_task
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+
+class Phase(IntEnum):
+    """What a drone is doing (values go on the wire: never renumber)."""
+
+    IDLE = 0
+    TO_PICKUP = 1
+    TO_DROPOFF = 2
+    TO_HOME = 3
+
+
+@dataclass(frozen=True)
+class CoordinatorConfig:
+    """Coordinator parameters (one frozen value; the node fills it from ROS parameters).
+
+    Attributes:
+        solve_period_s: longest time between two solves [s].
+        lost_after_s: a drone silent this long is LOST [s].
+        reassign_threshold_s: a busy drone switches task only if that saves more [s].
+        arrive_radius_m: a drone this close to its pickup/dropoff has arrived [m].
+        dense_max: up to this many drones and tasks the optimal dense solver runs; above it
+            the sparse one.
+        knn_k: candidate tasks per drone (and drones per task) of the sparse solver.
+        priority_weight_s: travel time one priority step is worth [s].
+        urgency_weight_s: travel time an imminent deadline is worth [s].
+        urgency_horizon_s: urgency grows over this time before the deadline [s].
+        ledger_path: SQLite file, or ":memory:".
+    """
+
+    solve_period_s: float = 0.5
+    lost_after_s: float = 1.0
+    reassign_threshold_s: float = 2.0
+    arrive_radius_m: float = 0.3
+    dense_max: int = 1500
+    knn_k: int = 16
+    priority_weight_s: float = 0.05
+    urgency_weight_s: float = 10.0
+    urgency_horizon_s: float = 60.0
+    ledger_path: str = ":memory:"
+
+    def __post_init__(self) -> None:
+        for name in ("solve_period_s", "lost_after_s", "arrive_radius_m", "urgency_horizon_s"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value > 0.0):
+                raise ConfigError(f"CoordinatorConfig.{name} must be finite and > 0, got {value}")
+        for name in ("reassign_threshold_s", "priority_weight_s", "urgency_weight_s"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value >= 0.0):
+                raise ConfigError(f"CoordinatorConfig.{name} must be finite and ≥ 0, got {value}")
+        if self.dense_max < 1 or self.knn_k < 1:
+            raise ConfigError(
+                f"CoordinatorConfig.dense_max and knn_k must be ≥ 1, got "
+                f"{self.dense_max}, {self.knn_k}"
+            )
+
+
+class SubmitResult(NamedTuple):
+    """Answer to a submission: ``code`` is RejectCode.OK when accepted."""
+
+    accepted: bool
+    code: RejectCode
+    reason: str
+
+
+class AssignmentTable(NamedTuple):
+    """Per-drone commands for one batched message (ACTIVE drones only, row order).
+
+    Attributes:
+        drone_ids: (D,) int64.
+        task_ids: D task ids ("" when none).
+        epochs: (D,) int64 current epoch of each drone (echo it back).
+        phases: (D,) uint8 :class:`Phase` values.
+        goals: (D, 3) goal positions [m]: pickup, dropoff or home pad.
+    """
+
+    drone_ids: IntArray
+    task_ids: list[str]
+    epochs: IntArray
+    phases: NDArray[np.uint8]
+    goals: FloatArray
+
+
+class FleetMetrics(NamedTuple):
+    """Snapshot of the coordinator's counters.
+
+    ``tasks_per_hour`` counts deliveries over the last hour (or since the first
+    submission when shorter); ``mean_wait_s`` is submission → first assignment and
+    ``mean_delivery_s`` submission → delivery, over the tasks that got there [s].
+    """
+
+    queue_length: int
+    assigned: int
+    picked: int
+    delivered: int
+    failed: int
+    cancelled: int
+    active_drones: int
+    lost_drones: int
+    tasks_per_hour: float
+    mean_wait_s: float
+    mean_delivery_s: float
+
+
+class Coordinator:
+    """Owns tasks, drone liveness/epochs and the assignment; persists through a Ledger."""
+
+    def __init__(
+        self,
+        layout: Layout,
+        config: CoordinatorConfig | None = None,
+        ledger: Ledger | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Create the coordinator and restore whatever ``ledger`` holds.
+
+        Args:
+            layout: warehouse geometry.
+            config: parameters (defaults if None).
+            ledger: persistence; opened at ``config.ledger_path`` if None.
+            clock: time source [s] used when a call gets no explicit time.
+        """
+        self.layout = layout
+        self.config = config or CoordinatorConfig()
+        self.ledger = ledger if ledger is not None else Ledger.open(self.config.ledger_path)
+        self.clock = clock
+        self.health = FleetHealth(self.config.lost_after_s)
+        self._tasks: dict[str, Task] = {}
+        self._pickup: dict[str, FloatArray] = {}
+        self._pos: FloatArray = np.zeros((0, 3))
+        self._task_of: list[str] = []
+        self._dirty = True
+        self._last_solve_s = -np.inf
+        self._first_submit_s: float | None = None
+        self._outbox: list[Transition] = []
+        self._restore(self.clock())
+
+    # ----------------------------------------------------------------- bookkeeping
+    def _restore(self, now_s: float) -> None:
+        state = self.ledger.restore()
+        if state.drone_epochs:
+            ids = np.fromiter(state.drone_epochs, np.int64, len(state.drone_epochs))
+            ep = np.array([state.drone_epochs[int(i)] for i in ids], np.int64).reshape(-1, 2)
+            rows = self.health.add(ids, now_s, ep[:, 0])
+            self.health.min_epoch[rows] = ep[:, 1]
+            self._grow()
+        for tid, task in state.tasks.items():
+            self._tasks[tid] = task
+            self._pickup[tid] = self._pickup_xyz(task.spec)
+            if task.state in (TaskState.ASSIGNED, TaskState.PICKED) and task.drone_id is not None:
+                row = int(self.health.rows_of([task.drone_id])[0])
+                if row < 0:
+                    row = int(self.health.add(np.array([task.drone_id]), now_s)[0])
+                    self._grow()
+                self._task_of[row] = tid
+        if state.tasks:
+            self._first_submit_s = min(t.created_s for t in state.tasks.values())
+
+    def _grow(self) -> None:
+        n = len(self.health)
+        extra = n - self._pos.shape[0]
+        if extra > 0:
+            self._pos = np.concatenate([self._pos, np.full((extra, 3), np.nan)])
+            self._task_of.extend([""] * extra)
+
+    def _pickup_xyz(self, spec: TaskSpec) -> FloatArray:
+        if isinstance(spec.pickup, str):
+            return self.layout.station(spec.pickup)
+        return np.asarray(spec.pickup, dtype=np.float64)
+
+    def _drone_rows_record(self, rows: IntArray) -> list[tuple[int, int, int]]:
+        h = self.health
+        return [(int(h.ids[r]), int(h.epoch[r]), int(h.min_epoch[r])) for r in rows]
+
+    def _commit(
+        self, changes: Sequence[tuple[Task, Transition]], drone_rows: IntArray | None = None
+    ) -> None:
+        """Persist then apply ``changes`` (several per task allowed, in order)."""
+        if not changes and (drone_rows is None or drone_rows.size == 0):
+            return
+        latest: dict[str, Task] = {}
+        for task, _ in changes:
+            latest[task.task_id] = task
+        self.ledger.commit(
+            list(latest.values()),
+            [tr for _, tr in changes],
+            self._drone_rows_record(drone_rows) if drone_rows is not None else (),
+        )
+        self._tasks.update(latest)
+        self._outbox.extend(tr for _, tr in changes)
+        self._dirty = True
+
+    def _now(self, t_s: float | None) -> float:
+        return float(self.clock() if t_s is None else t_s)
+
+    # ----------------------------------------------------------------- public API
+    def drain_transitions(self) -> list[Transition]:
+        """Transitions committed since the last call, in commit order (for status topics)."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    def task(self, task_id: str) -> Task:
+        """Current state of one task; FleetError if unknown."""
+        try:
+            return self._tasks[task_id]
+        except KeyError:
+            raise FleetError(f"unknown task {task_id!r}") from None
+
+    @property
+    def tasks(self) -> dict[str, Task]:
+        """Copy of all tasks by id (submission order)."""
+        return dict(self._tasks)
+
+    def submit(self, spec: TaskSpec, t_s: float | None = None) -> SubmitResult:
+        """Validate and accept a task (QUEUED, persisted) or reject it changing nothing."""
+        now = self._now(t_s)
+        rej = validate_task(spec, layout=self.layout, known_ids=self._tasks, now_s=now)
+        if rej is not None:
+            return SubmitResult(False, rej.code, rej.reason)
+        task, tr = new_task(spec, now)
+        self.ledger.commit([task], [tr], new=True)
+        self._outbox.append(tr)
+        self._tasks[spec.task_id] = task
+        self._pickup[spec.task_id] = self._pickup_xyz(spec)
+        if self._first_submit_s is None:
+            self._first_submit_s = now
+        self._dirty = True
+        return SubmitResult(True, RejectCode.OK, "accepted")
+
+    def cancel(self, task_id: str, reason: str = "cancelled", t_s: float | None = None) -> None:
+        """Cancel a QUEUED or ASSIGNED task.
+
+        Raises:
+            FleetError: unknown task, or its state cannot be cancelled (PICKED or final).
+        """
+        task = self.task(task_id)
+        drone = task.drone_id
+        nxt = advance(task, TaskState.CANCELLED, self._now(t_s), reason=reason)
+        self._commit([nxt])
+        if drone is not None:
+            self._release_rows(self.health.rows_of([drone]))
+
+    def register(self, drone_id: int, t_s: float | None = None) -> int:
+        """(Re)register a drone and return its new epoch (a LOST drone becomes ACTIVE)."""
+        now = self._now(t_s)
+        epoch = self.health.register(int(drone_id), now)
+        self._grow()
+        row = self.health.row_of(int(drone_id))
+        self.ledger.commit([], [], self._drone_rows_record(np.array([row])))
+        self._dirty = True
+        return epoch
+
+    def observe_fleet(
+        self,
+        drone_ids: NDArray[np.integer] | Sequence[int],
+        positions: FloatArray,
+        t_s: float,
+        epochs: NDArray[np.integer] | Sequence[int] | None = None,
+    ) -> None:
+        """Take one fleet-state sample.
+
+        Args:
+            drone_ids: (D,) ids. Unknown ids are registered (epoch 1).
+            positions: (D, 3) positions [m]; rows with non-finite values are ignored.
+            t_s: sample time [s].
+            epochs: (D,) epoch each drone echoes (its latest command's); None to skip the
+                check. Samples from LOST drones or with an epoch older than the drone's
+                last registration are ignored.
+
+        Marks silent drones LOST (re-queuing their tasks), and advances ASSIGNED → PICKED →
+        DELIVERED when the drone is within ``arrive_radius_m`` of its pickup / dropoff.
+        """
+        ids = np.asarray(drone_ids, dtype=np.int64).reshape(-1)
+        pos = np.asarray(positions, dtype=np.float64)
+        if pos.shape != (ids.size, 3):
+            raise FleetError(f"positions must be ({ids.size}, 3) [m], got {pos.shape}")
+        ep = None if epochs is None else np.asarray(epochs, dtype=np.int64).reshape(-1)
+        if ep is not None and ep.shape != ids.shape:
+            raise FleetError(f"epochs must be ({ids.size},), got {ep.shape}")
+        rows = self.health.rows_of(ids)
+        unknown = rows < 0
+        if np.any(unknown):
+            new_ids = np.unique(ids[unknown])
+            new_rows = self.health.add(new_ids, t_s)
+            self._grow()
+            self.ledger.commit([], [], self._drone_rows_record(new_rows))
+            rows = self.health.rows_of(ids)
+            self._dirty = True
+        finite = np.all(np.isfinite(pos), axis=1)
+        rows, pos = rows[finite], pos[finite]
+        ep = None if ep is None else ep[finite]
+        ok = self.health.heard(rows, t_s, ep)
+        rows, pos = rows[ok], pos[ok]
+        ep = None if ep is None else ep[ok]
+        self._pos[rows] = pos
+        self._check_lost(t_s)
+        self._detect_arrivals(rows, pos, ep, t_s)
+
+    def report_pickup(self, drone_id: int, task_id: str, epoch: int, t_s: float | None = None
+                      ) -> bool:
+        """Explicit pickup report; True if applied, False if stale/duplicate (ignored)."""
+        return self._report(drone_id, task_id, epoch, TaskState.PICKED, self._now(t_s))
+
+    def report_delivery(self, drone_id: int, task_id: str, epoch: int, t_s: float | None = None
+                        ) -> bool:
+        """Explicit delivery report; True if applied, False if stale/duplicate (ignored)."""
+        return self._report(drone_id, task_id, epoch, TaskState.DELIVERED, self._now(t_s))
+
+    def maybe_solve(self, t_s: float | None = None) -> Matching | None:
+        """Solve if ``solve_period_s`` elapsed or an event made the last solve stale."""
+        now = self._now(t_s)
+        if self._dirty or now - self._last_solve_s >= self.config.solve_period_s:
+            return self.solve(now)
+        return None
+
+    def solve(self, t_s: float | None = None) -> Matching:
+        """Assign open tasks to free (or re-assignable ASSIGNED) drones now.
+
+        QUEUED tasks whose deadline passed are FAILED first. Drones carrying a payload keep
+        it; ASSIGNED drones keep their task unless switching saves more than
+        ``reassign_threshold_s``. Returns the matching (indices into this solve's arrays).
+        """
+        now = self._now(t_s)
+        self._check_lost(now)
+        cfg = self.config
+        changes: list[tuple[Task, Transition]] = []
+        for task in self._tasks.values():
+            if (task.state is TaskState.QUEUED and task.spec.deadline_s is not None
+                    and task.spec.deadline_s <= now):
+                changes.append(advance(task, TaskState.FAILED, now, reason="deadline passed"))
+        self._commit(changes)
+        h = self.health
+        n = len(h)
+        busy = np.zeros(n, bool)
+        for r in range(n):
+            tid = self._task_of[r]
+            if tid and self._tasks[tid].state is TaskState.PICKED:
+                busy[r] = True
+        eligible = np.nonzero(h.active_mask() & np.all(np.isfinite(self._pos), axis=1) & ~busy)[0]
+        eligible_ids = set(h.ids[eligible].tolist())
+        open_ids = [
+            tid for tid, tk in self._tasks.items()
+            if tk.state is TaskState.QUEUED
+            or (tk.state is TaskState.ASSIGNED and tk.drone_id in eligible_ids)
+        ]
+        col = {tid: j for j, tid in enumerate(open_ids)}
+        incumbent = np.array(
+            [col.get(self._task_of[r], -1) for r in eligible], dtype=np.int64
+        )
+        self._last_solve_s = now
+        self._dirty = False
+        if not open_ids or eligible.size == 0:
+            return Matching(np.zeros(0, np.int64), np.zeros(0, np.int64), 0.0)
+        specs = [self._tasks[t].spec for t in open_ids]
+        q = np.stack([self._pickup[t] for t in open_ids])
+        pri = np.array([s.priority for s in specs], np.float64)
+        dl = np.array([np.inf if s.deadline_s is None else s.deadline_s for s in specs])
+        off = task_offsets(
+            pri, dl, now, priority_weight_s=cfg.priority_weight_s,
+            urgency_weight_s=cfg.urgency_weight_s, urgency_horizon_s=cfg.urgency_horizon_s,
+        )
+        match = solve(
+            self._pos[eligible], q, off, self.layout.cruise_speed_mps,
+            dense_max=cfg.dense_max, k=cfg.knn_k,
+            incumbent=incumbent, incumbent_bonus_s=cfg.reassign_threshold_s,
+        )
+        self._apply_matching(eligible, open_ids, incumbent, match, now)
+        return match
+
+    def assignments(self) -> AssignmentTable:
+        """Commands for every ACTIVE drone (see :class:`AssignmentTable`)."""
+        h = self.health
+        rows = np.nonzero(h.active_mask())[0]
+        pads = self.layout.home_pads
+        goals = pads[rows % pads.shape[0]].copy()
+        phases = np.full(rows.size, Phase.TO_HOME, np.uint8)
+        task_ids: list[str] = []
+        for i, r in enumerate(rows):
+            tid = self._task_of[r]
+            task_ids.append(tid)
+            if tid:
+                task = self._tasks[tid]
+                if task.state is TaskState.ASSIGNED:
+                    phases[i], goals[i] = Phase.TO_PICKUP, self._pickup[tid]
+                else:
+                    phases[i] = Phase.TO_DROPOFF
+                    goals[i] = self.layout.station(task.spec.dropoff)
+        home = phases == Phase.TO_HOME
+        near = np.linalg.norm(self._pos[rows] - goals, axis=1) <= self.config.arrive_radius_m
+        phases[home & near] = Phase.IDLE
+        return AssignmentTable(h.ids[rows].copy(), task_ids, h.epoch[rows].copy(), phases, goals)
+
+    def metrics(self, t_s: float | None = None) -> FleetMetrics:
+        """Counters and rates now (see :class:`FleetMetrics`)."""
+        now = self._now(t_s)
+        counts = dict.fromkeys(TaskState, 0)
+        waits: list[float] = []
+        deliveries: list[float] = []
+        recent = 0
+        for task in self._tasks.values():
+            counts[task.state] += 1
+            if task.first_assigned_s is not None:
+                waits.append(task.first_assigned_s - task.created_s)
+            if task.state is TaskState.DELIVERED and task.finished_s is not None:
+                deliveries.append(task.finished_s - task.created_s)
+                recent += task.finished_s >= now - 3600.0
+        window = min(3600.0, now - self._first_submit_s) if self._first_submit_s is not None else 0
+        lost = int(np.count_nonzero(self.health.status == DroneStatus.LOST))
+        return FleetMetrics(
+            queue_length=counts[TaskState.QUEUED],
+            assigned=counts[TaskState.ASSIGNED],
+            picked=counts[TaskState.PICKED],
+            delivered=counts[TaskState.DELIVERED],
+            failed=counts[TaskState.FAILED],
+            cancelled=counts[TaskState.CANCELLED],
+            active_drones=len(self.health) - lost,
+            lost_drones=lost,
+            tasks_per_hour=recent * 3600.0 / window if window > 0 else 0.0,
+            mean_wait_s=float(np.mean(waits)) if waits else 0.0,
+            mean_delivery_s=float(np.mean(deliveries)) if deliveries else 0.0,
+        )
+
+    # ----------------------------------------------------------------- internals
+    def _release_rows(self, rows: IntArray) -> None:
+        for r in rows:
+            if r >= 0:
+                self._task_of[int(r)] = ""
+        self._dirty = True
+
+    def _check_lost(self, t_s: float) -> None:
+        lost = self.health.check(t_s)
+        if lost.size == 0:
+            return
+        changes = []
+        for r in lost:
+            tid = self._task_of[int(r)]
+            if tid:
+                task = self._tasks[tid]
+                why = f"drone {int(self.health.ids[r])} lost"
+                if task.state is TaskState.PICKED:
+                    why += "; payload re-queued from its pickup"
+                changes.append(advance(task, TaskState.QUEUED, t_s, reason=why))
+        self._commit(changes, lost)
+        self._release_rows(lost)
+
+    def _detect_arrivals(
+        self, rows: IntArray, pos: FloatArray, epochs: IntArray | None, t_s: float
+    ) -> None:
+        if rows.size == 0:
+            return
+        tids = [self._task_of[int(r)] for r in rows]
+        has = np.array([bool(t) for t in tids])
+        if not np.any(has):
+            return
+        idx = np.nonzero(has)[0]
+        goals = np.empty((idx.size, 3))
+        for j, i in enumerate(idx):
+            task = self._tasks[tids[i]]
+            goals[j] = (self._pickup[tids[i]] if task.state is TaskState.ASSIGNED
+                        else self.layout.station(task.spec.dropoff))
+        arrived = idx[np.linalg.norm(pos[idx] - goals, axis=1) <= self.config.arrive_radius_m]
+        changes: list[tuple[Task, Transition]] = []
+        freed: list[int] = []
+        for i in arrived:
+            task = self._tasks[tids[i]]
+            if epochs is not None and task.epoch is not None and epochs[i] < task.epoch:
+                continue  # drone still flying an older command
+            if task.state is TaskState.ASSIGNED:
+                changes.append(advance(task, TaskState.PICKED, t_s, reason="at pickup"))
+            elif task.state is TaskState.PICKED:
+                changes.append(advance(task, TaskState.DELIVERED, t_s, reason="at dropoff"))
+                freed.append(int(rows[i]))
+        self._commit(changes)
+        self._release_rows(np.array(freed, np.int64))
+
+    def _report(
+        self, drone_id: int, task_id: str, epoch: int, to: TaskState, t_s: float
+    ) -> bool:
+        task = self._tasks.get(task_id)
+        want = TaskState.ASSIGNED if to is TaskState.PICKED else TaskState.PICKED
+        row = int(self.health.rows_of([drone_id])[0])
+        if (task is None or task.state is not want or task.drone_id != drone_id
+                or task.epoch != epoch or row < 0
+                or self.health.status[row] != DroneStatus.ACTIVE):
+            return False
+        self._commit([advance(task, to, t_s, reason="reported by drone")])
+        if to is TaskState.DELIVERED:
+            self._release_rows(np.array([row]))
+        return True
+
+    def _apply_matching(
+        self,
+        eligible: IntArray,
+        open_ids: list[str],
+        incumbent: IntArray,
+        match: Matching,
+        now: float,
+    ) -> None:
+        new_task_of = np.full(eligible.size, -1, np.int64)
+        new_task_of[match.drone_idx] = match.task_idx
+        changed = np.nonzero(new_task_of != incumbent)[0]
+        if changed.size == 0:
+            return
+        current = {tid: self._tasks[tid] for tid in open_ids}
+        changes: list[tuple[Task, Transition]] = []
+        for i in changed:  # 1) release tasks leaving their drone
+            if incumbent[i] >= 0:
+                tid = open_ids[incumbent[i]]
+                nxt = advance(current[tid], TaskState.QUEUED, now, reason="reassigned")
+                current[tid] = nxt[0]
+                changes.append(nxt)
+        rows = eligible[changed]
+        new_epochs = self.health.epoch[rows] + 1
+        for i, ep in zip(changed, new_epochs, strict=True):  # 2) assign
+            if new_task_of[i] >= 0:
+                tid = open_ids[new_task_of[i]]
+                drone = int(self.health.ids[eligible[i]])
+                nxt = advance(current[tid], TaskState.ASSIGNED, now, drone_id=drone,
+                              epoch=int(ep))
+                current[tid] = nxt[0]
+                changes.append(nxt)
+        old = self.health.epoch[rows].copy()
+        self.health.epoch[rows] = new_epochs
+        try:
+            self._commit(changes, rows)
+        except FleetError:
+            self.health.epoch[rows] = old
+            raise
+        for i in changed:
+            self._task_of[int(eligible[i])] = (
+                open_ids[new_task_of[i]] if new_task_of[i] >= 0 else ""
+            )

@@ -1,0 +1,264 @@
+"""fleet_coordinator: warehouse tasks in, per-drone assignments out, nothing lost.
+
+Services /tasks/submit and /tasks/cancel (and the bulk topic /tasks/bulk) feed the pure core
+wm_agent.fleet.Coordinator; fleet state drives liveness and pickup/delivery detection; a timer
+re-solves the assignment and publishes /fleet/assignments (latched), /tasks/status transitions
+and /fleet/metrics. Every accepted task and transition is in the SQLite ledger first, so a
+restart (even after kill -9) restores exactly what was accepted.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from rclpy.node import Node
+
+from wm_agent import qos, topics
+from wm_agent.conversions import fleet_state_from_msg
+from wm_agent.errors import ConfigError, FleetError, MessageError
+from wm_agent.fleet.coordinator import Coordinator, CoordinatorConfig
+from wm_agent.fleet.layout import Layout
+from wm_agent.fleet.tasks import TaskSpec, TaskState, Transition
+from wm_agent.fleet.validation import RejectCode
+from wm_agent.interfaces import require_interfaces
+from wm_agent.nodes.common import declare_config, run_node
+from wm_agent.sim.scenario import Scenario, load_scenario
+
+
+@dataclass(frozen=True)
+class CoordinatorNodeConfig:
+    scenario: str = field(default="warehouse", metadata={"description": "scenario (stations, geofence)"})
+    drones: int = field(default=0, metadata={"description": "drone count for home pads (0 = scenario's)"})
+    ledger_path: str = field(
+        default="", metadata={"description": "SQLite ledger file ('' = $ROS_HOME/wm_agent/ledger.sqlite, "
+                              "':memory:' = not persisted)"}
+    )
+    solve_period_s: float = field(default=0.5, metadata={"description": "re-solve period [s]"})
+    publish_period_s: float = field(default=0.5, metadata={"description": "assignment/metrics period [s]"})
+    lost_after_s: float = field(default=1.0, metadata={"description": "silent this long = lost [s]"})
+    reassign_threshold_s: float = field(
+        default=2.0, metadata={"description": "a busy drone switches only if it saves more [s]"}
+    )
+    arrive_radius_m: float = field(default=0.3, metadata={"description": "arrival radius [m]"})
+    cruise_speed_mps: float = field(
+        default=1.0, metadata={"description": "speed for travel-time costs [m/s]"}
+    )
+    dense_max: int = field(default=1500, metadata={"description": "optimal solver up to this size"})
+    knn_k: int = field(default=16, metadata={"description": "candidate tasks per drone (sparse solver)"})
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.publish_period_s) and self.publish_period_s > 0):
+            raise ConfigError(f"fleet_coordinator: publish_period_s must be > 0, got {self.publish_period_s}")
+        if not (math.isfinite(self.cruise_speed_mps) and self.cruise_speed_mps > 0):
+            raise ConfigError(f"fleet_coordinator: cruise_speed_mps must be > 0, got {self.cruise_speed_mps}")
+        if self.drones < 0:
+            raise ConfigError(f"fleet_coordinator: drones must be >= 0, got {self.drones}")
+
+    def core(self) -> CoordinatorConfig:
+        return CoordinatorConfig(
+            solve_period_s=self.solve_period_s, lost_after_s=self.lost_after_s,
+            reassign_threshold_s=self.reassign_threshold_s, arrive_radius_m=self.arrive_radius_m,
+            dense_max=self.dense_max, knn_k=self.knn_k, ledger_path=self.resolved_ledger(),
+        )
+
+    def resolved_ledger(self) -> str:
+        if self.ledger_path:
+            return self.ledger_path
+        ros_home = Path(os.environ.get("ROS_HOME", Path.home() / ".ros"))
+        (ros_home / "wm_agent").mkdir(parents=True, exist_ok=True)
+        return str(ros_home / "wm_agent" / "ledger.sqlite")
+
+
+def layout_from_scenario(sc: Scenario, cruise_speed_mps: float) -> Layout:
+    """The coordinator's view of a validated scenario."""
+    return Layout(
+        stations=sc.stations,
+        pick_stations=tuple(sc.pick_stations),
+        drop_stations=tuple(sc.drop_stations),
+        home_pads=sc.home_pads,
+        geofence_min=sc.geofence_min,
+        geofence_max=sc.geofence_max,
+        max_payload_kg=sc.max_payload_kg,
+        cruise_speed_mps=cruise_speed_mps,
+    )
+
+
+def _seconds(t: Any) -> float:
+    return float(t.sec) + float(t.nanosec) * 1e-9
+
+
+def _stamp(t: float) -> Time:
+    sec = math.floor(t)
+    return Time(sec=sec, nanosec=min(999_999_999, round((t - sec) * 1e9)))
+
+
+def task_spec_from_msg(msg: Any) -> TaskSpec:
+    """Convert a wm_agent_msgs/Task once (validation is the core's job)."""
+    p = msg.pickup_position
+    pickup: str | tuple[float, float, float] = (
+        msg.pickup_station if msg.pickup_station else (float(p.x), float(p.y), float(p.z))
+    )
+    deadline = _seconds(msg.deadline)
+    return TaskSpec(
+        task_id=msg.task_id,
+        pickup=pickup,
+        dropoff=msg.dropoff_station,
+        priority=int(msg.priority),
+        deadline_s=deadline if deadline > 0.0 else None,
+        payload_kg=float(msg.payload_mass),
+    )
+
+
+class FleetCoordinatorNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("fleet_coordinator", **kwargs)
+        self.msgs, self.srvs = require_interfaces()
+        self.cfg = declare_config(self, CoordinatorNodeConfig)
+        sc = load_scenario(self.cfg.scenario, drones=self.cfg.drones or None)
+        self.core = Coordinator(
+            layout_from_scenario(sc, self.cfg.cruise_speed_mps), self.cfg.core(), clock=self.now
+        )
+        self.assign_pub = self.create_publisher(
+            self.msgs.FleetAssignments, topics.FLEET_ASSIGNMENTS, qos.LATCHED
+        )
+        self.status_pub = self.create_publisher(self.msgs.TaskStatus, topics.TASK_STATUS, qos.EVENTS)
+        self.metrics_pub = self.create_publisher(self.msgs.FleetMetrics, topics.FLEET_METRICS, qos.EVENTS)
+        self.create_service(self.srvs.SubmitTask, topics.SUBMIT_TASK, self.on_submit)
+        self.create_service(self.srvs.CancelTask, topics.CANCEL_TASK, self.on_cancel)
+        self.create_service(self.srvs.RegisterDrone, topics.REGISTER_DRONE, self.on_register)
+        self.create_subscription(self.msgs.TaskArray, topics.TASK_BULK, self.on_bulk, qos.EVENTS)
+        self.create_subscription(self.msgs.FleetState, topics.FLEET_STATE, self.on_state, qos.STATE)
+        self.create_timer(self.cfg.solve_period_s, self.on_solve_timer)
+        self.create_timer(self.cfg.publish_period_s, self.publish_metrics)
+        restored = len(self.core.tasks)
+        self.get_logger().info(
+            f"ledger {self.core.config.ledger_path}: restored {restored} task(s); "
+            f"{len(sc.pick_stations)} pick / {len(sc.drop_stations)} drop stations"
+        )
+        self.flush_transitions()
+
+    def now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # -- intake --------------------------------------------------------------------------------------
+    def submit(self, msg: Any) -> tuple[bool, int, str]:
+        try:
+            spec = task_spec_from_msg(msg)
+        except (TypeError, ValueError) as exc:  # e.g. a non-string id from a hand-made message
+            return False, int(RejectCode.BAD_ID), f"malformed task: {exc}"
+        result = self.core.submit(spec, self.now())
+        return result.accepted, int(result.code), result.reason
+
+    def on_submit(self, request: Any, response: Any) -> Any:
+        response.accepted, response.code, response.reason = self.submit(request.task)
+        response.task_id = request.task.task_id
+        if not response.accepted:
+            self.publish_rejection(request.task.task_id, response.reason)
+        self.flush_transitions()
+        return response
+
+    def on_bulk(self, msg: Any) -> None:
+        for task in msg.tasks:
+            accepted, _, reason = self.submit(task)
+            if not accepted:
+                self.publish_rejection(task.task_id, reason)
+        self.flush_transitions()
+
+    def on_cancel(self, request: Any, response: Any) -> Any:
+        try:
+            self.core.cancel(request.task_id, request.reason or "cancelled by request", self.now())
+            response.accepted, response.reason = True, "cancelled"
+        except (FleetError, ConfigError) as exc:
+            response.accepted, response.reason = False, str(exc)
+        self.flush_transitions()
+        return response
+
+    def on_register(self, request: Any, response: Any) -> Any:
+        response.epoch = self.core.register(int(request.drone_id), self.now())
+        response.accepted, response.reason = True, "registered"
+        return response
+
+    # -- fleet ----------------------------------------------------------------------------------------
+    def on_state(self, msg: Any) -> None:
+        try:
+            s = fleet_state_from_msg(msg)
+        except MessageError as exc:
+            self.get_logger().warning(f"dropped malformed FleetState: {exc}")
+            return
+        lost = (s.status & self.msgs.FleetState.LOST) != 0
+        collided = (s.status & self.msgs.FleetState.COLLIDED) != 0
+        alive = ~(lost | collided)  # a crashed drone is silent for the coordinator
+        t = _seconds(msg.header.stamp) or self.now()
+        self.core.observe_fleet(s.ids[alive], s.position[alive].astype(np.float64), t)
+        self.flush_transitions()
+
+    def on_solve_timer(self) -> None:
+        self.core.maybe_solve(self.now())
+        self.flush_transitions()
+        self.publish_assignments()
+
+    # -- outputs --------------------------------------------------------------------------------------
+    def publish_assignments(self) -> None:
+        table = self.core.assignments()
+        m = self.msgs.FleetAssignments()
+        m.header.stamp = _stamp(self.now())
+        m.header.frame_id = topics.MAP_FRAME
+        m.ids = table.drone_ids.astype(np.uint32).tolist()
+        m.epochs = table.epochs.astype(np.uint64).tolist()
+        m.phases = table.phases.astype(np.uint8).tolist()
+        m.goal = table.goals.astype(np.float32).reshape(-1).tolist()
+        m.task_ids = list(table.task_ids)
+        self.assign_pub.publish(m)
+
+    def publish_rejection(self, task_id: str, reason: str) -> None:
+        m = self.msgs.TaskStatus()
+        m.header.stamp = _stamp(self.now())
+        m.task_id = str(task_id)
+        m.state = self.msgs.TaskStatus.REJECTED
+        m.previous_state = self.msgs.TaskStatus.REJECTED
+        m.reason = reason
+        self.status_pub.publish(m)
+
+    def flush_transitions(self) -> None:
+        for tr in self.core.drain_transitions():
+            self.status_pub.publish(self.transition_msg(tr))
+
+    def transition_msg(self, tr: Transition) -> Any:
+        m = self.msgs.TaskStatus()
+        m.header.stamp = _stamp(tr.t_s)
+        m.task_id = tr.task_id
+        m.state = int(tr.to_state)
+        m.previous_state = int(tr.from_state if tr.from_state is not None else TaskState.QUEUED)
+        m.has_drone = tr.drone_id is not None
+        m.drone_id = int(tr.drone_id or 0)
+        m.epoch = int(tr.epoch or 0)
+        m.reason = tr.reason
+        return m
+
+    def publish_metrics(self) -> None:
+        k = self.core.metrics(self.now())
+        m = self.msgs.FleetMetrics()
+        m.header.stamp = _stamp(self.now())
+        m.queued, m.assigned, m.picked = k.queue_length, k.assigned, k.picked
+        m.delivered, m.failed, m.cancelled = k.delivered, k.failed, k.cancelled
+        m.active_drones, m.lost_drones = k.active_drones, k.lost_drones
+        m.tasks_per_hour = float(k.tasks_per_hour)
+        m.mean_wait_s = float(k.mean_wait_s) if math.isfinite(k.mean_wait_s) else 0.0
+        self.metrics_pub.publish(m)
+
+    def close(self) -> None:
+        self.core.ledger.close()
+
+
+def main(args: list[str] | None = None) -> None:
+    run_node(FleetCoordinatorNode, args)
+
+
+if __name__ == "__main__":
+    main()
