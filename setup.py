@@ -35,7 +35,7 @@ setup(
         *tree("sim"),
         *tree("models"),
     ],
-    install_requires=["numpy", "scipy", "pyyaml", "tqdm", "matplotlib"],
+    install_requires=["numpy", "scipy", "pyyaml", "tqdm", "matplotlib", "rosbags", "mcap"],
     extras_require={"test": ["pytest", "hypothesis", "ruff", "mypy"]},
     zip_safe=False,
     entry_points={
@@ -44,6 +44,8 @@ setup(
             "sim_bridge = wm_agent.nodes.sim_bridge:main",
             "fleet_coordinator = wm_agent.nodes.fleet_coordinator:main",
             "fleet_monitor = wm_agent.nodes.fleet_monitor:main",
+            "recorder = wm_agent.nodes.recorder:main",
+            "replayer = wm_agent.nodes.replayer:main",
         ],
     },
 )

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from wm_agent import __version__
+from wm_agent.bags.replay import add_replay_arguments
 from wm_agent.errors import WmAgentError
 from wm_agent.graph import FleetSimArgs, fleet_sim_graph
 from wm_agent.launcher import GraphProcess, command_for, ros_env
@@ -45,7 +46,8 @@ def _cmd_graph(ns: argparse.Namespace) -> int:
 def _cmd_sim(ns: argparse.Namespace) -> int:
     """Bring up the simulated fleet graph, run it for --duration seconds, stop it cleanly."""
     args = FleetSimArgs(
-        drones=ns.drones, scenario=ns.scenario, seed=ns.seed, mode=ns.mode, fidelity=ns.fidelity
+        drones=ns.drones, scenario=ns.scenario, seed=ns.seed, mode=ns.mode, fidelity=ns.fidelity,
+        record=ns.record,
     )
     graph = GraphProcess(fleet_sim_graph(args), env=ros_env(ns.domain_id))
     stop = {"requested": False}
@@ -74,6 +76,13 @@ def _cmd_sim(ns: argparse.Namespace) -> int:
     return 1 if failed or any(r.forced for r in reports) else 0
 
 
+def _cmd_replay(ns: argparse.Namespace) -> int:
+    """Replay a bag with /clock (rclpy imported only now)."""
+    from wm_agent.nodes.replayer import replay_from_namespace
+
+    return replay_from_namespace(ns)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wm-agent",
@@ -96,7 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="physics fidelity: motor (PyBullet), fleet (vectorised), auto by drone count",
     )
     p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID for the graph")
+    p.add_argument("--record", default="", metavar="BAG", help="record the run into this bag folder")
     p.set_defaults(func=_cmd_sim)
+
+    p = sub.add_parser("replay", help="replay a recorded bag (rosbag2 MCAP or sqlite3) with /clock")
+    add_replay_arguments(p)
+    p.set_defaults(func=_cmd_replay)
 
     p = sub.add_parser("graph", help="print the node graph and each node's command line")
     p.add_argument("--drones", type=int, default=50)

@@ -22,6 +22,8 @@ EXECUTABLES: Mapping[str, str] = {
     "sim_bridge": "wm_agent.nodes.sim_bridge",
     "fleet_coordinator": "wm_agent.nodes.fleet_coordinator",
     "fleet_monitor": "wm_agent.nodes.fleet_monitor",
+    "recorder": "wm_agent.nodes.recorder",
+    "replayer": "wm_agent.nodes.replayer",
 }
 
 
@@ -82,6 +84,7 @@ class FleetSimArgs:
     seed: int = 0
     mode: str = "realtime"            # realtime | fast | lockstep
     fidelity: str = "auto"            # auto | motor | fleet
+    record: str = ""                  # bag folder to record the run into ("" = no recorder)
 
     def __post_init__(self) -> None:
         if self.drones < 1:
@@ -101,7 +104,7 @@ def fleet_sim_graph(args: FleetSimArgs) -> list[NodeSpec]:
         "mode": args.mode,
         "fidelity": args.fidelity,
     }
-    return [
+    specs = [
         NodeSpec(
             name="sim_bridge",
             executable="sim_bridge",
@@ -124,3 +127,13 @@ def fleet_sim_graph(args: FleetSimArgs) -> list[NodeSpec]:
             parameters={"use_sim_time": True},
         ),
     ]
+    if args.record:
+        # first, so that it is subscribed before the bridge publishes; bag time = sim time
+        specs.insert(0, NodeSpec(
+            name="recorder",
+            executable="recorder",
+            description="records the fleet topics into a rosbag2 MCAP bag (docs/BAGS.md)",
+            param_files=("recorder.yaml",),
+            parameters={"output": args.record, "use_sim_time": True, "time_source": "ros"},
+        ))
+    return specs

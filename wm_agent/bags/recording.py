@@ -1,0 +1,178 @@
+"""Recorder logic without rclpy: which topics to record, which QoS to ask for, what was lost.
+
+The recorder node asks the graph for topic names and types, picks the ones matching its patterns
+(:func:`select_topics`), subscribes with :func:`subscription_qos` and feeds every received message
+into :class:`LossTracker`, which counts messages per topic and the gaps in each publisher's
+sequence numbers (the middleware numbers every sample a writer sends: a jump from 7 to 10 means
+2 samples never reached the recorder), plus the middleware's own message-lost events.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+from wm_agent import topics
+
+#: The default selection, "all project topics" (glob patterns allowed).
+PROJECT_TOPICS: tuple[str, ...] = (
+    topics.FLEET_STATE,
+    topics.FLEET_COMMAND,
+    topics.FLEET_EVENTS,
+    topics.FLEET_ASSIGNMENTS,
+    topics.FLEET_METRICS,
+    topics.PLANNER_STATUS,
+    topics.DRONE_STATUS,
+    topics.TASK_STATUS,
+    topics.TASK_BULK,
+    topics.CLOCK,
+    "/drone_*/odom",
+    "/drone_*/cmd_vel",
+    "/drone_*/goal",
+)
+
+
+class QosKind(Enum):
+    """The project's named QoS profiles (wm_agent/qos.py), by the role of a topic."""
+
+    STATE = "state"          # best effort
+    COMMAND = "command"      # reliable, volatile
+    EVENTS = "events"        # reliable, volatile, deep
+    LATCHED = "latched"      # reliable, transient local
+    CLOCK = "clock"          # reliable, depth 1
+
+
+def qos_kind(topic: str) -> QosKind:
+    """The QoS role the project's publishers give `topic` (unknown topics: EVENTS, reliable)."""
+    if topic == topics.FLEET_STATE or fnmatch.fnmatchcase(topic, "/drone_*/odom"):
+        return QosKind.STATE
+    if topic in (topics.FLEET_COMMAND,) or fnmatch.fnmatchcase(topic, "/drone_*/cmd_vel") or \
+            fnmatch.fnmatchcase(topic, "/drone_*/goal"):
+        return QosKind.COMMAND
+    if topic == topics.FLEET_ASSIGNMENTS:
+        return QosKind.LATCHED
+    if topic == topics.CLOCK:
+        return QosKind.CLOCK
+    return QosKind.EVENTS
+
+
+@dataclass(frozen=True)
+class OfferedQos:
+    """What one publisher offers (from the graph)."""
+
+    reliable: bool
+    transient_local: bool
+
+
+@dataclass(frozen=True)
+class RequestedQos:
+    """What the recorder asks for on one topic."""
+
+    reliable: bool
+    transient_local: bool
+    depth: int
+
+
+def subscription_qos(topic: str, offered: Sequence[OfferedQos], depth: int) -> RequestedQos:
+    """Match the publishers: reliable / transient local only when every publisher offers it (a
+    stricter request would not match a weaker publisher); without publishers, the project's role."""
+    if offered:
+        return RequestedQos(
+            reliable=all(o.reliable for o in offered),
+            transient_local=all(o.transient_local for o in offered),
+            depth=depth,
+        )
+    kind = qos_kind(topic)
+    return RequestedQos(
+        reliable=kind is not QosKind.STATE,
+        transient_local=kind is QosKind.LATCHED,
+        depth=depth,
+    )
+
+
+def select_topics(
+    graph: Iterable[tuple[str, Sequence[str]]], patterns: Sequence[str], exclude: Sequence[str] = ()
+) -> dict[str, str]:
+    """topic -> type for the graph's topics matching any pattern (glob) and no exclude pattern.
+
+    A topic with several types is skipped (a recorder cannot tell them apart); services' hidden
+    topics and ``/rosout`` / ``/parameter_events`` only match when named explicitly.
+    """
+    chosen: dict[str, str] = {}
+    for name, types in graph:
+        if len(types) != 1:
+            continue
+        if not any(fnmatch.fnmatchcase(name, p) for p in patterns):
+            continue
+        if any(fnmatch.fnmatchcase(name, p) for p in exclude):
+            continue
+        chosen[name] = types[0]
+    return chosen
+
+
+@dataclass
+class TopicLoss:
+    """Per-topic counts of one recording."""
+
+    received: int = 0
+    size_bytes: int = 0
+    gaps: int = 0                 # samples skipped inside a publisher's sequence
+    lost_events: int = 0          # the middleware's message-lost count (total_count_change)
+    publishers: int = 0
+    _last_seq: dict[bytes, int] = field(default_factory=dict, repr=False)
+
+    @property
+    def lost(self) -> int:
+        """Best estimate of messages lost on the way to the recorder."""
+        return max(self.gaps, self.lost_events)
+
+
+class LossTracker:
+    """Counts received messages and losses per topic (feed it every message and lost event)."""
+
+    def __init__(self) -> None:
+        self.topics: dict[str, TopicLoss] = {}
+
+    def on_message(
+        self, topic: str, size: int, publisher: bytes | None = None, seq: int | None = None
+    ) -> int:
+        """Record one message; return how many samples of its publisher were skipped before it."""
+        t = self.topics.setdefault(topic, TopicLoss())
+        t.received += 1
+        t.size_bytes += size
+        if publisher is None or seq is None or seq <= 0:
+            return 0
+        last = t._last_seq.get(publisher)
+        t._last_seq[publisher] = seq if last is None else max(last, seq)
+        if last is None:
+            t.publishers += 1
+            return 0           # samples sent before the recorder matched are not losses
+        skipped = max(0, seq - last - 1)
+        t.gaps += skipped
+        return skipped
+
+    def on_lost(self, topic: str, count_change: int) -> None:
+        self.topics.setdefault(topic, TopicLoss()).lost_events += max(0, int(count_change))
+
+    def summary(self) -> Mapping[str, TopicLoss]:
+        return dict(self.topics)
+
+    def report_lines(self) -> list[str]:
+        """One line per topic: received, lost (gaps, middleware events), bytes."""
+        lines = []
+        for name, t in sorted(self.topics.items()):
+            lines.append(
+                f"{name}: received {t.received}, lost {t.lost} (sequence gaps {t.gaps}, "
+                f"middleware lost events {t.lost_events}), {t.size_bytes / 1e6:.2f} MB"
+            )
+        return lines
+
+    def custom_data(self) -> dict[str, str]:
+        """Flat strings for metadata.yaml's custom_data (``wm_agent.lost./fleet/state: 3``)."""
+        out = {}
+        for name, t in self.topics.items():
+            out[f"wm_agent.received.{name}"] = str(t.received)
+            out[f"wm_agent.lost.{name}"] = str(t.lost)
+        return out
