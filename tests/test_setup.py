@@ -87,5 +87,5 @@ def test_cli_help_lists_the_commands() -> None:
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0
-    for command in ("sim", "graph", "check"):
+    for command in ("sim", "graph", "check", "replay", "collect", "train", "export", "eval-model"):
         assert command in result.stdout

@@ -83,6 +83,23 @@ def _cmd_replay(ns: argparse.Namespace) -> int:
     return replay_from_namespace(ns)
 
 
+#: `wm-agent <name> ...` hands the rest of the command line to these (each has its own --help).
+PASSTHROUGH = {
+    "collect": ("wm_agent.world_model.collect", "collect_main",
+                "fly the sim with a scripted policy and write a world-model dataset"),
+    "train": ("wm_agent.world_model.train", "train_main", "train the world model on a dataset"),
+    "export": ("wm_agent.world_model.export", "export_main",
+               "export a trained world model to ONNX (with a roundtrip check)"),
+    "eval-model": ("wm_agent.world_model.evaluate", "evaluate_main",
+                   "k-step prediction error of a world model vs baselines on held-out data"),
+}
+
+
+def _passthrough(name: str, argv: Sequence[str]) -> int:
+    module, func, _ = PASSTHROUGH[name]
+    return int(getattr(importlib.import_module(module), func)(list(argv)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wm-agent",
@@ -119,12 +136,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="check that every dependency imports")
     p.set_defaults(func=_cmd_check)
+    for name, (_, _, text) in PASSTHROUGH.items():
+        sub.add_parser(name, help=f"{text} (see wm-agent {name} --help)", add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    ns = parser.parse_args(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in PASSTHROUGH:
+        try:
+            return _passthrough(args[0], args[1:])
+        except WmAgentError as exc:
+            print(f"wm-agent {args[0]}: error: {exc}", file=sys.stderr)
+            return 2
+    ns = parser.parse_args(args)
     try:
         return int(ns.func(ns))
     except WmAgentError as exc:
