@@ -1,0 +1,104 @@
+"""One-graph ONNX plan export: torch and onnxruntime agree given the same noise; backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from wm_agent.errors import ModelError
+from wm_agent.planning.export import (
+    PARITY_TOLERANCE,
+    PlannerOptions,
+    open_planner,
+    plan_backend_status,
+)
+from wm_agent.planning.latent_actions import ActionAutoencoder, save_autoencoder
+from wm_agent.planning.mppi import PlannerConfig
+from wm_agent.world_model.artifacts import save_model
+from wm_agent.world_model.model import WorldModel, WorldModelConfig
+from wm_agent.world_model.spaces import ActionSpec, ObservationSpec
+
+CFG = PlannerConfig(samples=32, elites=4, iterations=2, horizon=4, action_space="raw")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weights world model folder (+ latent actions) — no trained model needed."""
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("plan_model")
+    m = WorldModel(WorldModelConfig(latent_dim=16, hidden_dim=32, head_hidden=16))
+    with torch.no_grad():
+        m.obs_std.fill_(2.0)
+        m.dpos_std.fill_(0.1)
+    save_model(m, out, {"action_spec": ActionSpec().to_dict(),
+                        "observation_spec": ObservationSpec().to_dict()})
+    torch.manual_seed(1)
+    save_autoencoder(ActionAutoencoder(CFG.horizon, 3, 16), out, {"envelope": {
+        "lo": [-50.0] * 51, "hi": [50.0] * 51}})
+    return out
+
+
+def inputs(b: int, seed: int = 0) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    obs = rng.normal(0, 1, (b, 51)).astype(np.float32)
+    pos = rng.uniform((5, 5, 1), (10, 10, 3), (b, 3)).astype(np.float32)
+    goal = (pos + rng.normal(0, 3, (b, 3))).astype(np.float32)
+    return obs, pos, goal
+
+
+@pytest.mark.parametrize("space", ["raw", "latent"])
+@pytest.mark.parametrize("batch", [1, 7])
+def test_onnx_and_torch_plans_agree_given_the_same_noise(
+    folder: Path, tmp_path: Path, space: str, batch: int
+) -> None:
+    cfg = PlannerConfig(samples=32, elites=4, iterations=2, horizon=4, action_space=space)
+    opts = PlannerOptions(cache=tmp_path, threads=1)
+    pt = open_planner("torch", folder, cfg, opts)
+    po = open_planner("onnxruntime", folder, cfg, opts)
+    assert list(tmp_path.glob("plan_*.onnx")) and not list(tmp_path.glob("*.data"))
+    obs, pos, goal = inputs(batch)
+    noise = pt.draw_noise(batch)
+    prev = np.random.default_rng(1).uniform(-0.1, 0.1, (batch, 4, 4)).astype(np.float32)
+    a = pt.plan(obs, pos, goal, prev, noise=noise)
+    b = po.plan(obs, pos, goal, prev, noise=noise)
+    assert np.max(np.abs(a.action - b.action)) <= PARITY_TOLERANCE
+    assert np.max(np.abs(a.plan - b.plan)) <= PARITY_TOLERANCE
+    np.testing.assert_allclose(a.cost, b.cost, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(a.min_clearance, b.min_clearance, rtol=1e-3, atol=1e-3)
+    assert po.describe()["providers"] == ["CPUExecutionProvider"]
+
+
+def test_onnx_graph_has_topk_and_a_dynamic_batch(folder: Path, tmp_path: Path) -> None:
+    import onnx
+
+    open_planner("onnxruntime", folder, CFG, PlannerOptions(cache=tmp_path))
+    (path,) = tmp_path.glob("plan_*.onnx")
+    g = onnx.load(str(path)).graph
+    ops = {n.op_type for n in g.node}
+    assert "TopK" in ops and "Loop" not in ops
+    assert [i.name for i in g.input] == ["obs", "pos", "goal", "prev_plan", "noise"]
+    assert g.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+
+
+def test_cached_graph_is_reused(folder: Path, tmp_path: Path) -> None:
+    open_planner("onnxruntime", folder, CFG, PlannerOptions(cache=tmp_path))
+    (path,) = tmp_path.glob("plan_*.onnx")
+    stamp = path.stat().st_mtime_ns
+    open_planner("onnxruntime", folder, CFG, PlannerOptions(cache=tmp_path))
+    assert path.stat().st_mtime_ns == stamp
+
+
+def test_backend_status_and_errors(folder: Path, tmp_path: Path) -> None:
+    status = plan_backend_status()
+    assert status["torch"] == "available" and status["onnxruntime"] == "available"
+    if not torch.cuda.is_available():
+        assert "no NVIDIA GPU" in status["tensorrt"]
+        with pytest.raises(ModelError, match="tensorrt plan backend unavailable: no NVIDIA GPU"):
+            open_planner("tensorrt", folder, CFG)
+    with pytest.raises(ModelError, match="unknown; choose one of"):
+        open_planner("tflite", folder, CFG)
+    with pytest.raises(ModelError, match="card"):
+        open_planner("torch", tmp_path, CFG)

@@ -1,0 +1,151 @@
+"""Safety filter (properties with hypothesis), brake, PID baseline, closed-loop smoke test."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from wm_agent.errors import ModelError
+from wm_agent.planning.brake import SECTOR_DIRS, brake_velocity
+from wm_agent.planning.pid import PidConfig, PidController, p_command
+from wm_agent.planning.safety import Envelope, SafetyConfig, SafetyFilter, Substitution
+from wm_agent.world_model.spaces import ObservationSpec
+
+SPEC = ObservationSpec()
+CFG = SafetyConfig(max_speed=8.333, max_yaw_rate=math.radians(200.0))
+
+wild = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64),
+                 st.sampled_from([0.0, 1e300, -1e300, np.nan, np.inf, -np.inf]))
+
+
+def open_obs(n: int) -> np.ndarray:
+    """Observations with nothing near: sectors/clearance at 3 m, altitude 1.5 m, no neighbours."""
+    obs = np.zeros((n, 51), np.float32)
+    obs[:, SPEC.slice("sectors")] = 3.0
+    obs[:, SPEC.slice("clearance")] = 3.0
+    obs[:, SPEC.slice("altitude")] = 1.5
+    obs[:, SPEC.slice("gravity_body")] = (0, 0, -1)
+    return obs
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(1, 6),
+    data=st.data(),
+)
+def test_output_is_finite_and_within_limits_whatever_the_input(n: int, data: st.DataObject) -> None:
+    cmd = data.draw(arrays(np.float64, (n, 3), elements=wild))
+    yaw = data.draw(arrays(np.float64, (n,), elements=wild))
+    obs = data.draw(arrays(np.float64, (n, 51), elements=wild))
+    prev = data.draw(arrays(np.float64, (n, 3), elements=wild))
+    pos = data.draw(arrays(np.float64, (n, 3), elements=wild))
+    goal = data.draw(arrays(np.float64, (n, 3), elements=wild))
+    valid = data.draw(arrays(np.bool_, (n,)))
+    pred = data.draw(arrays(np.float64, (n,), elements=wild))
+    env = Envelope(np.full(51, -5.0), np.full(51, 5.0))
+    sf = SafetyFilter(CFG, env)
+    out = sf.apply(cmd, yaw, obs, valid, prev, pos, goal, pred)
+    assert np.isfinite(out.cmd_vel).all() and np.isfinite(out.yaw_rate).all()
+    assert np.all(np.linalg.norm(out.cmd_vel, axis=1) <= CFG.max_speed * (1 + 1e-9))
+    assert np.all(np.abs(out.yaw_rate) <= CFG.max_yaw_rate)
+    assert out.counts.shape == (4,) and out.counts.sum() >= out.substituted.sum()
+    assert np.array_equal(out.counts, sf.last_kinds.sum(0))
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 5), data=st.data())
+def test_brake_removes_every_component_towards_close_sectors(n: int, data: st.DataObject) -> None:
+    v = data.draw(arrays(np.float64, (n, 3), elements=st.floats(-8, 8)))
+    obs = open_obs(n).astype(np.float64)
+    obs[:, SPEC.slice("sectors")] = data.draw(arrays(np.float64, (n, 8), elements=st.floats(0, 3)))
+    out = brake_velocity(v, obs, SPEC, 0.5, 0.5)
+    close = obs[:, SPEC.slice("sectors")] < 0.5
+    towards = out.cmd_vel @ SECTOR_DIRS.T
+    assert np.all(towards[close] <= 1e-9)
+    assert np.all(np.linalg.norm(out.cmd_vel, axis=1) <= np.linalg.norm(v, axis=1) + 1e-9)
+
+
+def test_each_substitution_is_counted_by_kind() -> None:
+    n = 5
+    obs = open_obs(n)
+    cmd = np.array([[np.nan, 0, 0], [20.0, 0, 0], [1.0, 0, 0], [1.0, 0, 0], [0.5, 0, 0]])
+    yaw = np.zeros(n)
+    obs[2, SPEC.slice("sectors")][0] = 0.2  # shelf 0.2 m to the east, flying east: brake
+    obs[3, 0] = 40.0  # velocity feature far outside the envelope: fallback
+    valid = np.array([True, True, True, True, True])
+    pos = np.tile([5.0, 5.0, 1.5], (n, 1))
+    goal = pos + np.array([0.0, 2.0, 0.0])
+    env = Envelope(np.full(51, -10.0), np.full(51, 10.0))
+    sf = SafetyFilter(CFG, env)
+    out = sf.apply(cmd, yaw, obs, valid, None, pos, goal)
+    k = sf.last_kinds
+    assert k[0, Substitution.NON_FINITE] and np.all(out.cmd_vel[0] == 0.0)
+    assert k[1, Substitution.SPEED_CLAMP]
+    assert np.isclose(np.linalg.norm(out.cmd_vel[1]), CFG.max_speed)
+    assert k[2, Substitution.BRAKE] and out.cmd_vel[2, 0] <= 0.0
+    assert k[3, Substitution.FALLBACK] and out.cmd_vel[3, 1] > 0.5  # P controller towards the goal
+    assert not out.substituted[4] and np.allclose(out.cmd_vel[4], cmd[4])
+    assert out.counts.tolist() == [1, 1, 1, 1] and sf.total.tolist() == [1, 1, 1, 1]
+
+
+def test_acceleration_limit_and_invalid_rows_hold() -> None:
+    obs = open_obs(2)
+    sf = SafetyFilter(SafetyConfig(max_accel=6.0, dt=0.1))
+    cmd, _, counts, sub = sf.apply(np.array([[3.0, 0, 0], [3.0, 0, 0]]), np.zeros(2), obs,
+                                   np.array([True, False]), np.zeros((2, 3)), np.zeros((2, 3)),
+                                   np.full((2, 3), np.nan))
+    assert np.isclose(cmd[0, 0], 0.6)  # 6 m/s² × 0.1 s
+    assert sf.last_kinds[0, Substitution.SPEED_CLAMP] and sub.all()
+    assert sf.last_kinds[1, Substitution.FALLBACK] and np.all(cmd[1] == 0.0)  # blind: hold
+    assert counts.tolist() == [0, 1, 0, 1]
+
+
+def test_predicted_clearance_slows_down() -> None:
+    sf = SafetyFilter(SafetyConfig(clearance_margin=0.2, brake_speed=0.5))
+    out = sf.apply(np.array([[2.0, 0, 0]]), np.zeros(1), open_obs(1), None, None, np.zeros((1, 3)),
+                   np.ones((1, 3)), predicted_clearance=np.array([0.1]))
+    assert np.isclose(np.linalg.norm(out.cmd_vel), 0.5) and sf.last_kinds[0, Substitution.BRAKE]
+
+
+def test_neighbour_brake_moves_apart() -> None:
+    obs = open_obs(1).astype(np.float64)
+    nb = SPEC.slice("neighbours")
+    obs[0, nb.start:nb.start + 7] = (0.3, 0, 0, 0, 0, 0, 1)  # neighbour 0.3 m east
+    out = brake_velocity(np.array([[1.0, 0.5, 0.0]]), obs, SPEC, 0.3, 0.5)
+    assert out.braked[0] and out.cmd_vel[0, 0] < 0.0 and np.isclose(out.cmd_vel[0, 1], 0.5)
+
+
+@pytest.mark.parametrize("bad", [{"cmd_vel": np.zeros((2, 2))}, {"obs": np.zeros((2, 50))},
+                                 {"valid": np.ones(3, bool)}])
+def test_wrong_shapes_name_the_expected_shape(bad: dict) -> None:
+    args = {"cmd_vel": np.zeros((2, 3)), "yaw_rate": np.zeros(2), "obs": open_obs(2), "valid": None,
+            "prev_cmd": None, "pos": np.zeros((2, 3)), "goal": np.zeros((2, 3))}
+    args.update(bad)
+    with pytest.raises(ModelError, match=r"expected shape"):
+        SafetyFilter().apply(**args)
+
+
+def test_pid_reaches_towards_goal_with_cap_and_brake() -> None:
+    pid = PidController(2, PidConfig(kp=1.0, max_speed=2.0))
+    obs = open_obs(2)
+    obs[1, SPEC.slice("sectors")][0] = 0.1
+    pos = np.zeros((2, 3))
+    goal = np.array([[10.0, 0, 0], [10.0, 0, 0]])
+    v, yaw = pid.command(pos, goal, obs, 0.1)
+    assert np.allclose(v[0], [2.0, 0, 0]) and np.all(yaw == 0.0)
+    assert v[1, 0] <= 0.0
+    hold = p_command(np.array([[np.nan, 0, 0]]), goal[:1], obs[:1], PidConfig())
+    assert np.all(hold == 0.0)
+
+
+def test_closed_loop_smoke_with_the_pid_baseline() -> None:
+    from wm_agent.planning.evaluate import EvalConfig, format_table, run_closed_loop
+
+    row = run_closed_loop("pid", EvalConfig(drones=2, seconds=1.5))
+    assert row["collisions"] == 0 and 0.0 <= row["success_rate"] <= 1.0
+    assert "| pid |" in format_table([row])
