@@ -22,6 +22,9 @@ EXECUTABLES: Mapping[str, str] = {
     "sim_bridge": "wm_agent.nodes.sim_bridge",
     "fleet_coordinator": "wm_agent.nodes.fleet_coordinator",
     "fleet_monitor": "wm_agent.nodes.fleet_monitor",
+    "fleet_planner": "wm_agent.nodes.fleet_planner",
+    "planner": "wm_agent.nodes.planner",
+    "task_feeder": "wm_agent.nodes.task_feeder",
     "recorder": "wm_agent.nodes.recorder",
     "replayer": "wm_agent.nodes.replayer",
 }
@@ -85,6 +88,10 @@ class FleetSimArgs:
     mode: str = "realtime"            # realtime | fast | lockstep
     fidelity: str = "auto"            # auto | motor | fleet
     record: str = ""                  # bag folder to record the run into ("" = no recorder)
+    backend: str = "onnxruntime"      # planner backend: onnxruntime | torch | tensorrt | classical
+    model: str = ""                   # world-model folder ("" = the shipped model)
+    ledger: str = ""                  # coordinator ledger ("" = $ROS_HOME/wm_agent/ledger.sqlite)
+    task_rate_per_min: float = 0.0    # task arrivals per minute (0 = the scenario's rate)
 
     def __post_init__(self) -> None:
         if self.drones < 1:
@@ -93,10 +100,17 @@ class FleetSimArgs:
             raise ConfigError(f"mode must be realtime, fast or lockstep, got {self.mode!r}")
         if self.fidelity not in ("auto", "motor", "fleet"):
             raise ConfigError(f"fidelity must be auto, motor or fleet, got {self.fidelity!r}")
+        if not self.task_rate_per_min >= 0:
+            raise ConfigError(f"task_rate_per_min must be >= 0, got {self.task_rate_per_min}")
+        if self.backend not in ("onnxruntime", "torch", "tensorrt", "classical"):
+            raise ConfigError(
+                f"backend must be onnxruntime, torch, tensorrt or classical, got {self.backend!r}"
+            )
 
 
 def fleet_sim_graph(args: FleetSimArgs) -> list[NodeSpec]:
-    """The whole simulated graph: sim bridge (the hardware), coordinator and a monitor."""
+    """The whole simulated graph: sim bridge (the hardware), fleet planner, coordinator, a
+    monitor, and a recorder when asked."""
     sim: dict[str, ParamValue] = {
         "scenario": args.scenario,
         "drones": args.drones,
@@ -104,6 +118,8 @@ def fleet_sim_graph(args: FleetSimArgs) -> list[NodeSpec]:
         "mode": args.mode,
         "fidelity": args.fidelity,
     }
+    if args.mode == "lockstep":
+        sim["lockstep_min_commanders"] = args.drones  # wait for the fleet planner before step 1
     specs = [
         NodeSpec(
             name="sim_bridge",
@@ -113,11 +129,27 @@ def fleet_sim_graph(args: FleetSimArgs) -> list[NodeSpec]:
             parameters=sim,
         ),
         NodeSpec(
+            name="fleet_planner",
+            executable="fleet_planner",
+            description="world-model MPPI for every drone in one batched call + safety filter",
+            param_files=("fleet_planner.yaml",),
+            parameters={"scenario": args.scenario, "drones": args.drones, "backend": args.backend,
+                        "model_path": args.model, "seed": args.seed, "use_sim_time": True},
+        ),
+        NodeSpec(
             name="fleet_coordinator",
             executable="fleet_coordinator",
             description="task intake, assignment, health, SQLite ledger",
             param_files=("fleet_coordinator.yaml",),
-            parameters={"scenario": args.scenario, "drones": args.drones, "use_sim_time": True},
+            parameters={"scenario": args.scenario, "drones": args.drones, "use_sim_time": True,
+                        "ledger_path": args.ledger},
+        ),
+        NodeSpec(
+            name="task_feeder",
+            executable="task_feeder",
+            description="feeds the scenario's seeded task stream to the coordinator",
+            parameters={"scenario": args.scenario, "seed": args.seed, "use_sim_time": True,
+                        "rate_per_min": float(args.task_rate_per_min)},
         ),
         NodeSpec(
             name="fleet_monitor",
@@ -137,3 +169,36 @@ def fleet_sim_graph(args: FleetSimArgs) -> list[NodeSpec]:
             parameters={"output": args.record, "use_sim_time": True, "time_source": "ros"},
         ))
     return specs
+
+
+@dataclass(frozen=True)
+class DroneArgs:
+    """Arguments of one real drone's graph (drone.launch.py)."""
+
+    namespace: str = "/drone_0"
+    drone_id: int = 0
+    backend: str = "tensorrt"         # tensorrt on a Jetson/GPU; onnxruntime on a CPU
+    model: str = ""                   # world-model folder ("" = the installed model)
+    engine_cache: str = ""            # plan-graph / TensorRT engine cache ("" = default)
+    scenario: str = "warehouse"       # the site map (obstacles, geofence)
+
+    def __post_init__(self) -> None:
+        if not self.namespace.startswith("/"):
+            raise ConfigError(f"namespace must start with /, got {self.namespace!r}")
+        if self.drone_id < 0:
+            raise ConfigError(f"drone_id must be >= 0, got {self.drone_id}")
+
+
+def drone_graph(args: DroneArgs) -> list[NodeSpec]:
+    """One drone: the planner node under the drone's namespace (odom + goal in, cmd_vel out)."""
+    return [
+        NodeSpec(
+            name="planner",
+            executable="planner",
+            description="world-model planner + safety filter for one drone",
+            namespace=args.namespace,
+            param_files=("planner.yaml",),
+            parameters={"drone_id": args.drone_id, "backend": args.backend, "model_path": args.model,
+                        "engine_cache": args.engine_cache, "scenario": args.scenario, "drones": 1},
+        )
+    ]

@@ -1,0 +1,106 @@
+"""fleet_planner: fleet state + assignments in, fleet command out — all drones in one call.
+
+Every FleetState gets an answer (a FleetCommand for step + 1, so the sim bridge's lockstep mode
+can wait for it); a new plan is computed whenever the state's step enters a new planning period
+(`replan_every` control periods), in between the last plan's commands are repeated. Planner
+latency and safety-filter substitutions go out on /fleet/planner_status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from rclpy.node import Node
+
+from wm_agent import qos, topics
+from wm_agent.conversions import FleetCommandArrays, fleet_command_to_msg, fleet_state_from_msg
+from wm_agent.errors import MessageError
+from wm_agent.interfaces import require_interfaces
+from wm_agent.nodes.common import declare_config, run_node
+from wm_agent.nodes.planning_common import PlannerNodeConfig, build_controller
+
+
+class FleetPlannerNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("fleet_planner", **kwargs)
+        self.msgs, _ = require_interfaces()
+        self.cfg = declare_config(self, PlannerNodeConfig)
+        self.scenario, self.control = build_controller(self.cfg)
+        self.goal_of: dict[int, tuple[np.ndarray, int]] = {}
+        self.last_period = -1
+        self.last: Any = None  # FleetCommandOut of the current period
+        self.last_ids: np.ndarray = np.zeros(0, np.uint32)
+        self.sub_total = np.zeros(4, np.uint64)
+        self.cmd_pub = self.create_publisher(self.msgs.FleetCommand, topics.FLEET_COMMAND, qos.COMMAND)
+        self.status_pub = self.create_publisher(self.msgs.PlannerStatus, topics.PLANNER_STATUS, qos.EVENTS)
+        self.create_subscription(self.msgs.FleetState, topics.FLEET_STATE, self.on_state, qos.STATE)
+        self.create_subscription(self.msgs.FleetAssignments, topics.FLEET_ASSIGNMENTS,
+                                 self.on_assignments, qos.LATCHED)
+        self.get_logger().info(
+            f"backend {self.control.backend}, preset {self.cfg.preset}, replan every "
+            f"{self.cfg.replan_every} control periods"
+        )
+
+    def on_assignments(self, msg: Any) -> None:
+        ids = np.frombuffer(msg.ids, np.uint32) if len(msg.ids) else np.zeros(0, np.uint32)
+        goals = np.frombuffer(msg.goal, np.float32) if len(msg.goal) else np.zeros(0, np.float32)
+        phases = np.frombuffer(msg.phases, np.uint8) if len(msg.phases) else np.zeros(0, np.uint8)
+        if goals.size != 3 * ids.size or phases.size != ids.size:
+            self.get_logger().warning(
+                f"dropped malformed FleetAssignments: {ids.size} ids, {goals.size} goal values, "
+                f"{phases.size} phases"
+            )
+            return
+        goals = goals.reshape(-1, 3)
+        self.goal_of = {int(i): (goals[k].astype(np.float64), int(phases[k])) for k, i in enumerate(ids)}
+
+    def on_state(self, msg: Any) -> None:
+        try:
+            s = fleet_state_from_msg(msg)
+        except MessageError as exc:
+            self.get_logger().warning(f"dropped malformed FleetState: {exc}")
+            return
+        period = s.step // self.cfg.replan_every
+        if self.last is None or period != self.last_period or not np.array_equal(s.ids, self.last_ids):
+            self.replan(msg, s)
+            self.last_period = period
+        out = self.last
+        cmd = FleetCommandArrays(ids=self.last_ids, velocity=out.velocity, yaw_rate=out.yaw_rate,
+                                 mode=out.mode, step=s.step + 1)
+        m = fleet_command_to_msg(cmd)
+        m.header.stamp = msg.header.stamp
+        self.cmd_pub.publish(m)
+
+    def replan(self, msg: Any, s: Any) -> None:
+        n = s.ids.size
+        goals = np.zeros((n, 3))
+        phases = np.zeros(n, np.uint8)
+        has_goal = np.zeros(n, bool)
+        for k, i in enumerate(s.ids.tolist()):
+            g = self.goal_of.get(i)
+            if g is not None:
+                goals[k], phases[k], has_goal[k] = g[0], g[1], True
+        grounded = (s.status & self.msgs.FleetState.GROUNDED) != 0
+        collided = (s.status & self.msgs.FleetState.COLLIDED) != 0
+        has_goal &= ~collided
+        out = self.control.command(s.ids, s.position, s.velocity, s.orientation, s.body_rates,
+                                   grounded, goals, phases, has_goal)
+        self.last, self.last_ids = out, s.ids.copy()
+        self.sub_total += out.substitutions.astype(np.uint64)
+        st = self.msgs.PlannerStatus()
+        st.header.stamp = msg.header.stamp
+        st.backend = self.control.backend
+        st.batch_size = int(out.planned)
+        st.plan_latency_ms = float(out.latency_ms)
+        st.substitutions = out.substitutions.astype(np.uint32).tolist()
+        st.substitutions_total = self.sub_total.tolist()
+        self.status_pub.publish(st)
+
+
+def main(args: list[str] | None = None) -> None:
+    run_node(FleetPlannerNode, args)
+
+
+if __name__ == "__main__":
+    main()

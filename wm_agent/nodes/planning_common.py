@@ -1,0 +1,66 @@
+"""Parameters and construction shared by the `planner` and `fleet_planner` nodes (no rclpy)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wm_agent.errors import ConfigError
+from wm_agent.planning.export import PlannerOptions, open_planner
+from wm_agent.planning.fleet_control import FleetControlConfig, FleetController
+from wm_agent.planning.mppi import FLEET, FULL, Planner
+from wm_agent.planning.safety import Envelope, SafetyConfig, SafetyFilter
+from wm_agent.sim.scenario import Scenario, load_scenario
+from wm_agent.world_model.artifacts import default_model_dir
+
+BACKENDS = ("onnxruntime", "torch", "tensorrt", "classical")
+PRESETS = {"fleet": FLEET, "full": FULL}
+
+
+@dataclass(frozen=True)
+class PlannerNodeConfig:
+    scenario: str = field(default="warehouse", metadata={"description": "scenario (obstacles, geofence)"})
+    drones: int = field(default=0, metadata={"description": "drone count (0 = scenario's)"})
+    backend: str = field(
+        default="onnxruntime", metadata={"description": "onnxruntime | torch | tensorrt | classical (PID)"}
+    )
+    model_path: str = field(default="", metadata={"description": "model folder ('' = shipped model)"})
+    engine_cache: str = field(
+        default="", metadata={"description": "plan-graph / TensorRT engine cache folder ('' = default)"}
+    )
+    preset: str = field(default="fleet", metadata={"description": "planner settings: fleet | full"})
+    replan_every: int = field(
+        default=4, metadata={"description": "control periods per planning step (4 = world-model dt)"}
+    )
+    seed: int = field(default=0, metadata={"description": "planner noise seed"})
+    threads: int = field(default=1, metadata={"description": "inference threads"})
+    cruise_altitude: float = field(default=1.0, metadata={"description": "altitude of home goals [m]"})
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"planner: backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.preset not in PRESETS:
+            raise ConfigError(f"planner: preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+        if self.replan_every < 1 or self.threads < 1 or self.drones < 0:
+            raise ConfigError("planner: replan_every and threads must be >= 1, drones >= 0")
+        if not (math.isfinite(self.cruise_altitude) and self.cruise_altitude > 0):
+            raise ConfigError(f"planner: cruise_altitude must be > 0, got {self.cruise_altitude}")
+
+
+def build_controller(cfg: PlannerNodeConfig) -> tuple[Scenario, FleetController]:
+    """Scenario + planner (or PID) + safety filter, as the parameters say."""
+    scenario = load_scenario(cfg.scenario, drones=cfg.drones or None)
+    folder = Path(cfg.model_path) if cfg.model_path else default_model_dir()
+    planner: Planner | None = None
+    envelope = None
+    if cfg.backend != "classical":
+        options = PlannerOptions(threads=cfg.threads, seed=cfg.seed,
+                                 cache=Path(cfg.engine_cache) if cfg.engine_cache else None)
+        config = PRESETS[cfg.preset].with_scenario(scenario)
+        planner = open_planner(cfg.backend, folder, config, options)
+        envelope = Envelope.from_card(folder)
+    safety = SafetyFilter(SafetyConfig.from_airframe(scenario.airframe), envelope)
+    control = FleetController(scenario, planner, safety,
+                              FleetControlConfig(cruise_altitude=cfg.cruise_altitude))
+    return scenario, control
