@@ -9,11 +9,11 @@ same definition the `wm-agent sim` command uses in a plain venv.
 
 from __future__ import annotations
 
+from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from launch import LaunchContext, LaunchDescription
 from wm_agent.graph import FleetSimArgs, fleet_sim_graph
 from wm_agent.paths import share_dir
 
@@ -32,6 +32,14 @@ ARGUMENTS = [
         "fidelity", default_value="auto",
         description="physics: motor (PyBullet) | fleet (vectorised) | auto (by drone count)",
     ),
+    DeclareLaunchArgument(
+        "backend", default_value="onnxruntime",
+        description="fleet planner backend: onnxruntime | torch | tensorrt | classical (PID)",
+    ),
+    DeclareLaunchArgument("model", default_value="", description="world-model folder ('' = shipped)"),
+    DeclareLaunchArgument(
+        "record", default_value="", description="bag folder to record the run into ('' = none)"
+    ),
 ]
 
 
@@ -42,6 +50,9 @@ def _nodes(context: LaunchContext) -> list[Node]:
         seed=int(LaunchConfiguration("seed").perform(context)),
         mode=LaunchConfiguration("mode").perform(context),
         fidelity=LaunchConfiguration("fidelity").perform(context),
+        backend=LaunchConfiguration("backend").perform(context),
+        model=LaunchConfiguration("model").perform(context),
+        record=LaunchConfiguration("record").perform(context),
     )
     config_dir = share_dir() / "config"
     return [

@@ -12,7 +12,16 @@ from pathlib import Path
 import pytest
 
 from wm_agent.errors import ConfigError
-from wm_agent.graph import EXECUTABLES, FleetSimArgs, NodeSpec, fleet_sim_graph
+from wm_agent.graph import (
+    EXECUTABLES,
+    DroneArgs,
+    FleetSimArgs,
+    NodeSpec,
+    ReplayArgs,
+    drone_graph,
+    fleet_sim_graph,
+    replay_eval_graph,
+)
 from wm_agent.launcher import command_for
 from wm_agent.paths import share_dir
 
@@ -62,6 +71,31 @@ def test_fleet_sim_graph_is_complete(drones: int) -> None:
         assert f"__node:={spec.name}" in cmd
     bridge = next(s for s in specs if s.name == "sim_bridge")
     assert bridge.parameters["drones"] == drones
+    assert {"fleet_planner", "task_feeder"} <= set(names)
+
+
+def test_lockstep_graph_waits_for_the_whole_fleet_and_record_adds_a_recorder() -> None:
+    specs = fleet_sim_graph(FleetSimArgs(drones=7, mode="lockstep", record="/tmp/bag"))
+    assert specs[0].name == "recorder", "the recorder starts first so it misses nothing"
+    bridge = next(s for s in specs if s.name == "sim_bridge")
+    assert bridge.parameters["lockstep_min_commanders"] == 7
+    for spec in specs:
+        if spec.name != "sim_bridge":
+            assert spec.parameters.get("use_sim_time") is True, spec.name
+
+
+def test_drone_and_replay_graphs() -> None:
+    (planner,) = drone_graph(DroneArgs(namespace="/drone_3", drone_id=3, backend="tensorrt"))
+    assert planner.namespace == "/drone_3" and planner.parameters["backend"] == "tensorrt"
+    assert (share_dir() / "config" / "planner.yaml").is_file()
+    specs = replay_eval_graph(ReplayArgs(bag="/tmp/bag", record="/tmp/out"))
+    assert [s.name for s in specs] == ["replayer", "fleet_planner", "recorder"]
+    planner_spec = specs[1]
+    assert ("/fleet/cmd", "/replay/fleet/cmd") in planner_spec.remappings
+    with pytest.raises(ConfigError, match="bag"):
+        ReplayArgs(bag="")
+    with pytest.raises(ConfigError, match="namespace"):
+        DroneArgs(namespace="drone_3")
 
 
 @pytest.mark.parametrize(
@@ -119,4 +153,5 @@ def test_launch_file_reads_the_shared_graph(path: Path) -> None:
 
 
 def test_there_are_launch_files() -> None:
-    assert {p.name for p in LAUNCH_FILES} >= {"fleet_sim.launch.py"}
+    assert {p.name for p in LAUNCH_FILES} >= {
+        "fleet_sim.launch.py", "drone.launch.py", "replay_eval.launch.py"}

@@ -202,3 +202,56 @@ def drone_graph(args: DroneArgs) -> list[NodeSpec]:
                         "engine_cache": args.engine_cache, "scenario": args.scenario, "drones": 1},
         )
     ]
+
+
+@dataclass(frozen=True)
+class ReplayArgs:
+    """Arguments of the replay-evaluation graph (replay_eval.launch.py)."""
+
+    bag: str
+    rate: float = 1.0                 # bag speed factor (0 = as fast as possible)
+    backend: str = "onnxruntime"
+    model: str = ""
+    scenario: str = "warehouse"
+    record: str = ""                  # bag folder for the planner's replies ("" = none)
+
+    def __post_init__(self) -> None:
+        if not self.bag:
+            raise ConfigError("bag must name a recorded bag folder or .mcap file")
+        if not self.rate >= 0:
+            raise ConfigError(f"rate must be >= 0, got {self.rate}")
+
+
+def replay_eval_graph(args: ReplayArgs) -> list[NodeSpec]:
+    """Replays a bag's fleet state (with /clock) into the fleet planner, whose commands go to
+    /replay/fleet/cmd so that they never mix with the recorded ones; optionally recorded."""
+    specs = [
+        NodeSpec(
+            name="replayer",
+            executable="replayer",
+            description="republishes the bag's topics with /clock",
+            parameters={"bag": args.bag, "rate": args.rate, "topics": ["/fleet/state",
+                        "/fleet/assignments"]},
+        ),
+        NodeSpec(
+            name="fleet_planner",
+            executable="fleet_planner",
+            description="re-plans every recorded fleet state",
+            param_files=("fleet_planner.yaml",),
+            parameters={"scenario": args.scenario, "backend": args.backend, "model_path": args.model,
+                        "use_sim_time": True},
+            remappings=(("/fleet/cmd", "/replay/fleet/cmd"),
+                        ("/fleet/planner_status", "/replay/fleet/planner_status")),
+        ),
+    ]
+    if args.record:
+        specs.append(NodeSpec(
+            name="recorder",
+            executable="recorder",
+            description="records the re-planned commands",
+            param_files=("recorder.yaml",),
+            parameters={"output": args.record, "use_sim_time": True, "time_source": "ros",
+                        "topics": ["/replay/fleet/cmd", "/replay/fleet/planner_status",
+                                   "/fleet/state"]},
+        ))
+    return specs
