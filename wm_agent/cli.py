@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import signal
 import sys
 import time
 from collections.abc import Sequence
-from types import FrameType
 
 from wm_agent import __version__
 from wm_agent.bags.replay import add_replay_arguments
 from wm_agent.errors import WmAgentError
 from wm_agent.graph import FleetSimArgs, fleet_sim_graph
-from wm_agent.launcher import GraphProcess, command_for, ros_env
+from wm_agent.launcher import command_for
 
 
 def _cmd_check(_: argparse.Namespace) -> int:
@@ -44,36 +42,27 @@ def _cmd_graph(ns: argparse.Namespace) -> int:
 
 
 def _cmd_sim(ns: argparse.Namespace) -> int:
-    """Bring up the simulated fleet graph, run it for --duration seconds, stop it cleanly."""
-    args = FleetSimArgs(
+    """Run the simulated fleet graph for --duration sim seconds and write the run folder."""
+    from pathlib import Path
+
+    from wm_agent.run import RunOptions, print_summary, run_fleet
+
+    graph = FleetSimArgs(
         drones=ns.drones, scenario=ns.scenario, seed=ns.seed, mode=ns.mode, fidelity=ns.fidelity,
-        record=ns.record,
+        backend=ns.backend, model=ns.model, task_rate_per_min=ns.task_rate,
     )
-    graph = GraphProcess(fleet_sim_graph(args), env=ros_env(ns.domain_id))
-    stop = {"requested": False}
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop["requested"] = True
-        print(f"\n[wm-agent] {signal.Signals(signum).name}: stopping the graph", flush=True)
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    print(f"[wm-agent] starting {len(graph.specs)} nodes: {', '.join(s.name for s in graph.specs)}")
-    graph.start()
-    t_end = time.monotonic() + ns.duration
-    failed: list[str] = []
-    while not stop["requested"] and time.monotonic() < t_end:
-        exited = graph.poll()
-        if exited:
-            failed = [f"{n.spec.name} (exit {n.process.returncode})" for n in exited]
-            print(f"[wm-agent] node(s) exited early: {', '.join(failed)}", flush=True)
-            break
-        time.sleep(0.1)
-    reports = graph.stop(stop_timeout_s=5.0)
-    for r in reports:
-        forced = " (forced)" if r.forced else ""
-        print(f"[wm-agent] {r.name} stopped in {r.seconds:.2f} s, exit {r.returncode}{forced}")
-    return 1 if failed or any(r.forced for r in reports) else 0
+    out = Path(ns.out) if ns.out else Path("runs") / time.strftime("sim-%Y%m%d-%H%M%S")
+    opts = RunOptions(graph=graph, duration_s=ns.duration, out=out, faults=ns.faults,
+                      domain_id=ns.domain_id, report=not ns.no_report, progress=not ns.no_progress)
+    metrics = run_fleet(opts)
+    print_summary(metrics, out.resolve())
+    if metrics["failed_nodes"]:
+        print(f"[wm-agent] node(s) exited early: {', '.join(metrics['failed_nodes'])}; "
+              f"see {out / 'logs'}", file=sys.stderr)
+    forced = [r["name"] for r in metrics["node_stops"] if r["forced"]]
+    if forced:
+        print(f"[wm-agent] node(s) needed SIGTERM/SIGKILL to stop: {', '.join(forced)}", file=sys.stderr)
+    return 1 if metrics["failed_nodes"] or forced else 0
 
 
 def _cmd_replay(ns: argparse.Namespace) -> int:
@@ -90,6 +79,9 @@ PASSTHROUGH = {
     "train": ("wm_agent.world_model.train", "train_main", "train the world model on a dataset"),
     "export": ("wm_agent.world_model.export", "export_main",
                "export a trained world model to ONNX (with a roundtrip check)"),
+    "eval": ("wm_agent.evaluation.bag_eval", "eval_main",
+             "evaluate a recorded bag: world-model k-step error vs constant velocity, offline "
+             "re-planning, planner latency, tasks, collisions; writes report.md, metrics.json, plots"),
     "eval-model": ("wm_agent.world_model.evaluate", "evaluate_main",
                    "k-step prediction error of a world model vs baselines on held-out data"),
 }
@@ -108,9 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"wm_agent {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("sim", help="run the simulated fleet graph (the main job)")
+    p = sub.add_parser(
+        "sim", help="run the simulated fleet graph (the main job)",
+        description="Bring up sim bridge, fleet planner, coordinator, task feeder and recorder as "
+        "ROS 2 nodes, run for --duration sim seconds and write a run folder (bag, metrics.json, "
+        "report.md with plots).",
+    )
     p.add_argument("--drones", type=int, default=50, help="number of drones (default 50)")
-    p.add_argument("--duration", type=float, default=20.0, help="run time [s] (default 20)")
+    p.add_argument("--duration", type=float, default=60.0, help="sim time to run [s] (default 60)")
     p.add_argument("--scenario", default="warehouse", help="scenario name or YAML path")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
@@ -121,8 +118,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--fidelity", choices=("auto", "motor", "fleet"), default="auto",
         help="physics fidelity: motor (PyBullet), fleet (vectorised), auto by drone count",
     )
+    p.add_argument(
+        "--backend", choices=("onnxruntime", "torch", "tensorrt", "classical"), default="onnxruntime",
+        help="fleet planner backend (default onnxruntime; classical = PID baseline)",
+    )
+    p.add_argument("--model", default="", help="world-model folder (default: the shipped model)")
+    p.add_argument("--task-rate", type=float, default=0.0,
+                   help="task arrivals per minute (default: the scenario's)")
+    p.add_argument("--faults", action="store_true",
+                   help="inject a drone dropout, a planner stall and a coordinator kill+restart")
+    p.add_argument("--out", default="", help="run folder (default runs/sim-<date>-<time>)")
+    p.add_argument("--no-report", action="store_true", help="skip the report (metrics.json only)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID for the graph")
-    p.add_argument("--record", default="", metavar="BAG", help="record the run into this bag folder")
     p.set_defaults(func=_cmd_sim)
 
     p = sub.add_parser("replay", help="replay a recorded bag (rosbag2 MCAP or sqlite3) with /clock")

@@ -62,20 +62,40 @@ class GraphProcess:
 
     def start(self) -> None:
         for spec in self.specs:
-            out: IO[bytes] | int | None = self.stdout
-            if self.log_dir is not None:
-                self.log_dir.mkdir(parents=True, exist_ok=True)
-                log = open(self.log_dir / f"{spec.name}.log", "wb")
-                self._logs.append(log)
-                out = log
-            proc = subprocess.Popen(
-                command_for(spec),
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT if out is not None else None,
-                start_new_session=True,
-            )
-            self.nodes.append(RunningNode(spec, proc))
+            self.nodes.append(RunningNode(spec, self._spawn(spec)))
+
+    def _spawn(self, spec: NodeSpec) -> subprocess.Popen[bytes]:
+        out: IO[bytes] | int | None = self.stdout
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            log = open(self.log_dir / f"{spec.name}.log", "ab")  # closed in stop()
+            self._logs.append(log)
+            out = log
+        return subprocess.Popen(
+            command_for(spec),
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT if out is not None else None,
+            start_new_session=True,
+        )
+
+    def node(self, name: str) -> RunningNode:
+        """The running node called `name` (KeyError names the known ones)."""
+        for n in self.nodes:
+            if n.spec.name == name:
+                return n
+        raise KeyError(f"no node {name!r}; running: {[n.spec.name for n in self.nodes]}")
+
+    def send(self, name: str, sig: signal.Signals) -> None:
+        """Send `sig` to one node's process group (fault injection: SIGSTOP, SIGKILL, ...)."""
+        _signal(self.node(name).process, sig)
+
+    def restart(self, name: str) -> None:
+        """Start node `name` again with the same command line (after it died or was killed)."""
+        node = self.node(name)
+        if node.process.poll() is None:
+            raise RuntimeError(f"node {name!r} is still running (pid {node.process.pid})")
+        node.process = self._spawn(node.spec)
 
     def poll(self) -> list[RunningNode]:
         """Nodes that have exited on their own."""

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 from wm_agent.errors import WmAgentError
 
@@ -46,19 +49,33 @@ def declare_config(node: Node, cls: type[T]) -> T:
 
 
 def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> None:
-    """Init rclpy, build the node, spin until Ctrl-C / shutdown; exit 2 on a config error."""
-    with rclpy.init(args=args):
+    """Init rclpy, build the node, spin until SIGINT/SIGTERM or shutdown; exit 2 on a config error.
+
+    The signals only set a flag that the spin loop checks every 0.1 s: no KeyboardInterrupt is
+    raised inside a message take (rclpy then reports a conversion error instead), so every
+    node exits through the same clean path and `close()` always runs.
+    """
+    stop = threading.Event()
+    with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
+        previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             node = factory()
         except WmAgentError as exc:
             print(f"[fatal] {exc}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
         try:
-            rclpy.spin(node)
-        except (KeyboardInterrupt, ExternalShutdownException):
+            while not stop.is_set() and rclpy.ok():
+                executor.spin_once(timeout_sec=0.1)
+        except ExternalShutdownException:
             pass
         finally:
             close = getattr(node, "close", None)
             if callable(close):
                 close()
+            executor.shutdown()
             node.destroy_node()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

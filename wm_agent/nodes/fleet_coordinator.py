@@ -134,8 +134,10 @@ class FleetCoordinatorNode(Node):
         self.create_service(self.srvs.RegisterDrone, topics.REGISTER_DRONE, self.on_register)
         self.create_subscription(self.msgs.TaskArray, topics.TASK_BULK, self.on_bulk, qos.EVENTS)
         self.create_subscription(self.msgs.FleetState, topics.FLEET_STATE, self.on_state, qos.STATE)
-        self.create_timer(self.cfg.solve_period_s, self.on_solve_timer)
-        self.create_timer(self.cfg.publish_period_s, self.publish_metrics)
+        # maybe_solve() solves every solve_period_s, and at once after an event (a lost drone, a
+        # new task): poll it often so that reactions do not wait a whole period
+        self.create_timer(min(0.1, self.cfg.solve_period_s), self.on_solve_timer)
+        self.create_timer(self.cfg.publish_period_s, self.on_publish_timer)
         restored = len(self.core.tasks)
         self.get_logger().info(
             f"ledger {self.core.config.ledger_path}: restored {restored} task(s); "
@@ -199,9 +201,14 @@ class FleetCoordinatorNode(Node):
         self.flush_transitions()
 
     def on_solve_timer(self) -> None:
-        self.core.maybe_solve(self.now())
+        solved = self.core.maybe_solve(self.now()) is not None
         self.flush_transitions()
-        self.publish_assignments()
+        if solved:
+            self.publish_assignments()
+
+    def on_publish_timer(self) -> None:
+        self.publish_assignments()  # latched anyway; re-sent for lossy links and late joiners
+        self.publish_metrics()
 
     # -- outputs --------------------------------------------------------------------------------------
     def publish_assignments(self) -> None:

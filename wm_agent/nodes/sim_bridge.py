@@ -67,6 +67,11 @@ class SimBridgeConfig:
         default=0.0, metadata={"description": "stop stepping after this sim time [s] (0 = never)"}
     )
     frame_id: str = field(default="map", metadata={"description": "world frame of published state"})
+    dropout_drone: int = field(
+        default=-1, metadata={"description": "fault injection: this drone's radio drops out (-1 = none)"}
+    )
+    dropout_start_s: float = field(default=0.0, metadata={"description": "dropout start, sim time [s]"})
+    dropout_end_s: float = field(default=0.0, metadata={"description": "dropout end, sim time [s]"})
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -128,6 +133,7 @@ class SimBridge(Node):
             )
         self.wall_start = time.monotonic()
         self.lockstep_wait_since = time.monotonic()
+        self._last_kick = time.monotonic()
         period = self.control_dt if self.cfg.mode == "realtime" else 0.001
         self.timer = self.create_timer(period, self.tick)
         self.get_logger().info(
@@ -143,7 +149,17 @@ class SimBridge(Node):
         except MessageError as exc:
             self.get_logger().warning(f"dropped malformed FleetCommand: {exc}")
             return
-        self.commands.submit(cmd.ids, cmd.velocity, cmd.yaw_rate, cmd.mode, cmd.step)
+        ids, vel, yaw, mode = cmd.ids, cmd.velocity, cmd.yaw_rate, cmd.mode
+        if self.in_dropout():
+            keep = ids != self.cfg.dropout_drone  # its radio is down: commands never arrive
+            ids, vel, yaw, mode = ids[keep], vel[keep], yaw[keep], mode[keep]
+        self.commands.submit(ids, vel, yaw, mode, cmd.step)
+        if self.cfg.mode == "lockstep" and not self._done():
+            self.lockstep_tick()  # advance as soon as the last expected command is in
+
+    def in_dropout(self) -> bool:
+        d = self.cfg
+        return d.dropout_drone >= 0 and d.dropout_start_s <= self.sim.sim_time < d.dropout_end_s
 
     def on_cmd_vel(self, drone: int, msg: TwistStamped) -> None:
         v = np.array([msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z], dtype=np.float64)
@@ -180,6 +196,10 @@ class SimBridge(Node):
         if self.step_count == 0 and self.cfg.lockstep_min_commanders:
             joined = int(np.count_nonzero(self.commands.expected))
             if joined < self.cfg.lockstep_min_commanders and waited < self.cfg.lockstep_startup_timeout_s:
+                now = time.monotonic()
+                if now - self._last_kick >= 0.25:  # commanders may join late: show them step 0 again
+                    self._last_kick = now
+                    self.publish_state()
                 return
         if not self.commands.ready(k):
             if waited < self.cfg.lockstep_timeout_s:
@@ -216,13 +236,16 @@ class SimBridge(Node):
 
     def publish_state(self) -> None:
         s = self.sim.state()
+        rows = np.arange(self.n)
+        if self.in_dropout():
+            rows = rows[s.ids != self.cfg.dropout_drone]  # its state never reaches the ground
         arrays = FleetStateArrays(
-            ids=s.ids.astype(np.uint32),
-            position=s.pos,
-            velocity=s.vel,
-            orientation=s.quat,
-            body_rates=s.body_rates,
-            status=self._status_map[s.status],
+            ids=s.ids[rows].astype(np.uint32),
+            position=s.pos[rows],
+            velocity=s.vel[rows],
+            orientation=s.quat[rows],
+            body_rates=s.body_rates[rows],
+            status=self._status_map[s.status[rows]],
             step=self.step_count,
         )
         msg = fleet_state_to_msg(arrays, frame_id=self.cfg.frame_id)

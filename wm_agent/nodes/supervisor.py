@@ -1,0 +1,83 @@
+"""run_supervisor: the `wm-agent sim` runner's eyes on the graph (in the runner's process).
+
+Follows /clock (progress, fault timing), /fleet/metrics, /fleet/events, /tasks/status and
+/fleet/assignments, and measures the end-to-end state → command latency: the wall time from
+receiving the FleetState of step k to receiving the FleetCommand for step k + 1.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
+
+from wm_agent import qos, topics
+from wm_agent.interfaces import require_interfaces
+
+
+@dataclass
+class Observed:
+    """What the supervisor saw (wall times from time.monotonic(), sim times from /clock)."""
+
+    sim_time: float = 0.0
+    metrics: Any = None
+    events: list[tuple[float, int, int]] = field(default_factory=list)        # (sim t, kind, drone)
+    transitions: list[tuple[float, str, int, int, str]] = field(default_factory=list)
+    # ^ (wall t, task id, previous state, state, reason)
+    assignment_walls: list[float] = field(default_factory=list)
+    metrics_walls: list[float] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    lost_by_wall: list[tuple[float, int]] = field(default_factory=list)       # (wall t, lost drones)
+
+
+class RunSupervisor(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("run_supervisor", **kwargs)
+        self.msgs, _ = require_interfaces()
+        self.seen = Observed()
+        self._state_wall: dict[int, float] = {}
+        self.create_subscription(Clock, topics.CLOCK, self.on_clock, qos.CLOCK)
+        self.create_subscription(self.msgs.FleetMetrics, topics.FLEET_METRICS, self.on_metrics, qos.EVENTS)
+        self.create_subscription(self.msgs.FleetEvents, topics.FLEET_EVENTS, self.on_events, qos.EVENTS)
+        self.create_subscription(self.msgs.TaskStatus, topics.TASK_STATUS, self.on_status, qos.EVENTS)
+        self.create_subscription(self.msgs.FleetAssignments, topics.FLEET_ASSIGNMENTS,
+                                 self.on_assignments, qos.LATCHED)
+        self.create_subscription(self.msgs.FleetState, topics.FLEET_STATE, self.on_state, qos.STATE)
+        self.create_subscription(self.msgs.FleetCommand, topics.FLEET_COMMAND, self.on_command,
+                                 qos.COMMAND_SUB)
+
+    def on_clock(self, msg: Clock) -> None:
+        self.seen.sim_time = msg.clock.sec + msg.clock.nanosec * 1e-9
+
+    def on_metrics(self, msg: Any) -> None:
+        now = time.monotonic()
+        self.seen.metrics = msg
+        self.seen.metrics_walls.append(now)
+        self.seen.lost_by_wall.append((now, int(msg.lost_drones)))
+
+    def on_events(self, msg: Any) -> None:
+        for e in msg.events:
+            t = e.header.stamp.sec + e.header.stamp.nanosec * 1e-9
+            self.seen.events.append((t, int(e.kind), int(e.drone_id)))
+
+    def on_status(self, msg: Any) -> None:
+        self.seen.transitions.append(
+            (time.monotonic(), msg.task_id, int(msg.previous_state), int(msg.state), msg.reason)
+        )
+
+    def on_assignments(self, _msg: Any) -> None:
+        self.seen.assignment_walls.append(time.monotonic())
+
+    def on_state(self, msg: Any) -> None:
+        self._state_wall[int(msg.step)] = time.monotonic()
+        if len(self._state_wall) > 4096:
+            for k in sorted(self._state_wall)[:2048]:
+                del self._state_wall[k]
+
+    def on_command(self, msg: Any) -> None:
+        t0 = self._state_wall.pop(int(msg.step) - 1, None)
+        if t0 is not None:
+            self.seen.latencies_ms.append((time.monotonic() - t0) * 1e3)
