@@ -14,12 +14,12 @@ ONNX file, the GPU or the TensorRT version changes. Nodes come from wm_agent.gra
 from __future__ import annotations
 
 from launch import LaunchContext, LaunchDescription
+from launch.action import Action
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
 
 from wm_agent.graph import DroneArgs, drone_graph
-from wm_agent.paths import share_dir
+from wm_agent.launch_support import launch_nodes
 
 ARGUMENTS = [
     DeclareLaunchArgument("namespace", default_value="/drone_0", description="the drone's namespace"),
@@ -41,7 +41,7 @@ ARGUMENTS = [
 ]
 
 
-def _nodes(context: LaunchContext) -> list[Node]:
+def _nodes(context: LaunchContext) -> list[Action]:
     args = DroneArgs(
         namespace=LaunchConfiguration("namespace").perform(context),
         drone_id=int(LaunchConfiguration("drone_id").perform(context)),
@@ -50,19 +50,7 @@ def _nodes(context: LaunchContext) -> list[Node]:
         engine_cache=LaunchConfiguration("engine_cache").perform(context),
         scenario=LaunchConfiguration("scenario").perform(context),
     )
-    config_dir = share_dir() / "config"
-    return [
-        Node(
-            package=spec.package,
-            executable=spec.executable,
-            name=spec.name,
-            namespace=spec.namespace or None,
-            parameters=[*(str(config_dir / f) for f in spec.param_files), dict(spec.parameters)],
-            remappings=list(spec.remappings),
-            output="screen",
-        )
-        for spec in drone_graph(args)
-    ]
+    return launch_nodes(drone_graph(args))
 
 
 def generate_launch_description() -> LaunchDescription:

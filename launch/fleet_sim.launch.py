@@ -10,12 +10,12 @@ same definition the `wm-agent sim` command uses in a plain venv.
 from __future__ import annotations
 
 from launch import LaunchContext, LaunchDescription
+from launch.action import Action
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
 
 from wm_agent.graph import FleetSimArgs, fleet_sim_graph
-from wm_agent.paths import share_dir
+from wm_agent.launch_support import launch_nodes
 
 ARGUMENTS = [
     DeclareLaunchArgument("drones", default_value="50", description="number of simulated drones"),
@@ -43,7 +43,7 @@ ARGUMENTS = [
 ]
 
 
-def _nodes(context: LaunchContext) -> list[Node]:
+def _nodes(context: LaunchContext) -> list[Action]:
     args = FleetSimArgs(
         drones=int(LaunchConfiguration("drones").perform(context)),
         scenario=LaunchConfiguration("scenario").perform(context),
@@ -54,19 +54,7 @@ def _nodes(context: LaunchContext) -> list[Node]:
         model=LaunchConfiguration("model").perform(context),
         record=LaunchConfiguration("record").perform(context),
     )
-    config_dir = share_dir() / "config"
-    return [
-        Node(
-            package=spec.package,
-            executable=spec.executable,
-            name=spec.name,
-            namespace=spec.namespace or None,
-            parameters=[*(str(config_dir / f) for f in spec.param_files), dict(spec.parameters)],
-            remappings=list(spec.remappings),
-            output="screen",
-        )
-        for spec in fleet_sim_graph(args)
-    ]
+    return launch_nodes(fleet_sim_graph(args))
 
 
 def generate_launch_description() -> LaunchDescription:

@@ -10,12 +10,12 @@ The re-planned commands go to /replay/fleet/cmd (never mixed with the recorded /
 from __future__ import annotations
 
 from launch import LaunchContext, LaunchDescription
+from launch.action import Action
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
 
 from wm_agent.graph import ReplayArgs, replay_eval_graph
-from wm_agent.paths import share_dir
+from wm_agent.launch_support import launch_nodes
 
 ARGUMENTS = [
     DeclareLaunchArgument("bag", description="recorded bag folder (rosbag2 MCAP or sqlite3)"),
@@ -32,7 +32,7 @@ ARGUMENTS = [
 ]
 
 
-def _nodes(context: LaunchContext) -> list[Node]:
+def _nodes(context: LaunchContext) -> list[Action]:
     args = ReplayArgs(
         bag=LaunchConfiguration("bag").perform(context),
         rate=float(LaunchConfiguration("rate").perform(context)),
@@ -41,19 +41,7 @@ def _nodes(context: LaunchContext) -> list[Node]:
         scenario=LaunchConfiguration("scenario").perform(context),
         record=LaunchConfiguration("record").perform(context),
     )
-    config_dir = share_dir() / "config"
-    return [
-        Node(
-            package=spec.package,
-            executable=spec.executable,
-            name=spec.name,
-            namespace=spec.namespace or None,
-            parameters=[*(str(config_dir / f) for f in spec.param_files), dict(spec.parameters)],
-            remappings=list(spec.remappings),
-            output="screen",
-        )
-        for spec in replay_eval_graph(args)
-    ]
+    return launch_nodes(replay_eval_graph(args))
 
 
 def generate_launch_description() -> LaunchDescription:
