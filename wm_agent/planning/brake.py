@@ -44,6 +44,7 @@ def brake_velocity(
     obstacle_margin: float,
     neighbour_margin: float,
     neighbour_push: float = 1.0,
+    brake_decel: float | None = None,
 ) -> BrakeResult:
     """Remove the command's components towards close obstacles and neighbours.
 
@@ -55,6 +56,10 @@ def brake_velocity(
             to brake [m]. neighbour_margin: neighbour distance below which to brake [m].
         neighbour_push: inside the neighbour margin the velocity towards the neighbour is made
             ≤ −neighbour_push·(margin − distance) [1/s] (moves apart; 0 = brake only).
+        brake_decel: deceleration the airframe can be counted on for [m/s²]: each sector's margin
+            grows by the stopping distance v²/(2·brake_decel) of the drone's *measured* velocity
+            towards it (from the observation), so a fast drone starts braking early enough to stop
+            before the margin. None = fixed margins.
 
     Returns:
         :class:`BrakeResult`. Guarantee: for every sector j closer than the margin,
@@ -65,7 +70,11 @@ def brake_velocity(
     n = v.shape[0]
     v0 = v.copy()
     sect = o[:, spec.slice("sectors")]
-    close = sect < obstacle_margin  # (N, 8)
+    margin = np.full((n, 8), float(obstacle_margin))
+    if brake_decel is not None and brake_decel > 0:
+        towards = np.clip(o[:, spec.slice("vel")] @ SECTOR_DIRS.T, 0.0, None)  # (N, 8) [m/s]
+        margin = margin + towards**2 / (2.0 * brake_decel)
+    close = sect < margin  # (N, 8)
     nb_close = np.zeros((n, 0), bool)
     nb_dir = np.zeros((n, 0, 3))
     nb_push = np.zeros((n, 0))

@@ -38,7 +38,7 @@ class FleetControlConfig:
     min_altitude: float = 0.5
     land_radius: float = 0.25
     lookahead: float = 2.0
-    route_clearance: float = 0.7
+    route_clearance: float = 0.9
     cell: float = 0.25
 
     def __post_init__(self) -> None:
