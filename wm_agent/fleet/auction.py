@@ -1,53 +1,61 @@
-"""ε-scaling forward auction for large sparse assignment problems (compiled with numba).
+"""ε-scaling forward auction for large assignment problems (kernels compiled with numba).
 
 Persons are the smaller side, objects the larger; person ``i`` values object ``j`` at
-``-c[i, j] - p[j]`` with prices ``p`` [s]. Bertsekas' forward auction (Gauss-Seidel: one
-unassigned person bids at a time) with ε-scaling: each phase ends in an assignment that
-satisfies ε-complementary slackness, prices carry over to the next, smaller ε; assignments
-still ε-CS at the new ε are kept. The final phase's assignment costs at most
-``O * eps_final`` more than the optimum (O = number of objects) and the prices give a
-lower bound (:func:`_dual_bound`).
+``-c[i, j] - p[j]`` with prices ``p`` [s]. Bertsekas' forward auction, Gauss-Seidel (one
+unassigned person bids at a time, FIFO queue), with ε-scaling: prices carry over from phase
+to phase (ε shrinks by ``theta``) and assignments still ε-CS at the new ε are kept.
 
-*Candidates are lazy, the guarantee is over the full problem.* Each person starts with its
-``k`` nearest objects (plus the nearest persons of every object and its incumbent); a
-person never bids without proving that no object outside its list is worth more than its
-second-best: the bound is the smaller of (a) the k-th nearest distance minus the cheapest
-``offset + price`` anywhere and (b) the bound left by its last exact search. When the
-bound exceeds its best candidate, an exact search over a grid of object cells (cells
-ranked by distance-to-box lower bounds, scanned best-first) adds its truly best
-``r_add`` objects and records a new bound. So ε-CS holds against every object, not just
-the candidate graph, and no pruning can strand a person.
+*Candidates are lazy; the guarantee is over the full problem, not a pruned graph.* Each
+person starts with its ``k`` nearest objects (plus, per object, its ``k_object`` nearest
+persons, plus its incumbent). Before bidding, a person compares its best candidate with an
+upper bound on the value of every object *not* in its list: the smaller of (a) its k-th
+nearest distance minus the cheapest ``offset + price`` anywhere and (b) the bound left by
+its last exact search. If the bound is higher, an exact search over a grid of object cells
+(ranked by ``-dist(person, cell box) / v - min(offset + price in cell)``, scanned best-first)
+adds its truly best ``r_add`` objects and records a new bound. In the intermediate phases
+a search is only triggered when the bound beats the best candidate by ``slack_mid * ε``
+(those phases only shape the prices); before the final phase every person's bound is
+refreshed and the final phase searches at ``ε / 2``, so the final assignment is
+1.5ε-complementary-slack against *every* object: its cost is at most ``1.5 * O * ε`` above
+the optimum. No pruning can strand a person.
 
-*Rectangular.* With P persons < O objects, O − P identical dummy persons value every object
-at 0: a free dummy takes the cheapest object not held by a dummy (a segment tree over
-prices) at the second-cheapest price + ε; the prices of dummy-held objects are raised
-lazily to a common floor so the dummies satisfy ε-CS too.
+*Lower bound.* From the final prices, ``pi_i = max_j (-c_ij - p_j)`` over all objects (by
+the same cell search) and the dummies' ``-min p`` form a feasible LP dual, so
+``-(sum pi + sum p + dummies)`` ≤ optimal cost (:func:`_dual_bound`).
 
-The kernels compile once per machine (``cache=True``: a few seconds the first time, then
-loaded from the cache). Without numba they run as plain Python (correct, ~100x slower).
+*Rectangular.* With P < O, O − P identical dummy persons value every object at 0: a free
+dummy takes the cheapest object not held by a dummy (a segment tree over prices) at the
+second-cheapest price + ε; prices of dummy-held objects are raised lazily to a common floor
+so the dummies are ε-CS too.
+
+The kernels compile on first use (``cache=True``: several seconds once, then loaded from
+the cache in ``__pycache__``). Without numba they run as plain Python: correct, ~100x slower.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import math
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
-try:
-    from numba import njit
+_numba: Any = importlib.import_module("numba") if importlib.util.find_spec("numba") else None
+HAVE_NUMBA = _numba is not None
 
-    HAVE_NUMBA = True
-except ImportError:  # pragma: no cover - exercised only where numba is missing
-    HAVE_NUMBA = False
+_F = TypeVar("_F", bound=Callable[..., Any])
 
-    def njit(*args: Any, **kwargs: Any) -> Any:
-        """Plain-Python stand-in for ``numba.njit``."""
-        if args and callable(args[0]):
-            return args[0]
-        return lambda f: f
+
+def _jit(func: _F) -> _F:
+    """Compile with numba (cached on disk) when it is installed, else run as Python."""
+    if _numba is None:  # pragma: no cover - exercised only where numba is missing
+        return func
+    compiled: _F = _numba.njit(cache=True)(func)
+    return compiled
 
 
 IntArray = NDArray[np.int64]
@@ -77,7 +85,7 @@ class AuctionResult(NamedTuple):
     phases: int
 
 
-@njit(cache=True)
+@_jit
 def _cost(i: int, j: int, px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: float,
           inc: IntArray, bonus: float) -> float:
     d0 = px[i, 0] - ox[j, 0]
@@ -89,7 +97,7 @@ def _cost(i: int, j: int, px: FloatArray, ox: FloatArray, off: FloatArray, inv_s
     return c
 
 
-@njit(cache=True)
+@_jit
 def _peff(j: int, price: FloatArray, owner: IntArray, lam: float) -> float:
     """Price of object j; dummy-held objects are at least at the dummy floor ``lam``."""
     p = price[j]
@@ -98,7 +106,7 @@ def _peff(j: int, price: FloatArray, owner: IntArray, lam: float) -> float:
     return p
 
 
-@njit(cache=True)
+@_jit
 def _refresh_cells(off: FloatArray, price: FloatArray, owner: IntArray, lam: float,
                    order: IntArray, cstart: IntArray, cmin: FloatArray) -> float:
     """cmin[c] = min over objects in cell c of offset + price; returns the global min."""
@@ -116,11 +124,11 @@ def _refresh_cells(off: FloatArray, price: FloatArray, owner: IntArray, lam: flo
     return glob
 
 
-@njit(cache=True)
+@_jit
 def _search(i: int, r: int, px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: float,
             inc: IntArray, bonus: float, price: FloatArray, owner: IntArray, lam: float,
             order: IntArray, cstart: IntArray, clo: FloatArray, chi: FloatArray,
-            cmin: FloatArray, ub: FloatArray, done: NDArray[np.bool_], top_obj: IntArray,
+            cmin: FloatArray, ub: FloatArray, top_obj: IntArray,
             top_val: FloatArray) -> tuple[int, float]:
     """Exact top-r objects of person i by value; returns (count, bound on all others).
 
@@ -133,23 +141,16 @@ def _search(i: int, r: int, px: FloatArray, ox: FloatArray, off: FloatArray, inv
         dy = max(clo[c, 1] - px[i, 1], px[i, 1] - chi[c, 1], 0.0)
         dz = max(clo[c, 2] - px[i, 2], px[i, 2] - chi[c, 2], 0.0)
         ub[c] = -math.sqrt(dx * dx + dy * dy + dz * dz) * inv_speed - cmin[c]
-        done[c] = False
     n_top = 0
     spill = -_INF
     rest = -_INF
-    while True:
-        best_c = -1
-        best_u = -_INF
-        for c in range(n_c):
-            if not done[c] and ub[c] > best_u:
-                best_u = ub[c]
-                best_c = c
-        if best_c < 0:
-            break
+    rank = np.argsort(ub)
+    for q in range(n_c - 1, -1, -1):
+        best_c = rank[q]
+        best_u = ub[best_c]
         if n_top == r and best_u <= top_val[r - 1]:
             rest = best_u
             break
-        done[best_c] = True
         for t in range(cstart[best_c], cstart[best_c + 1]):
             j = order[t]
             v = -_cost(i, j, px, ox, off, inv_speed, inc, bonus) - _peff(j, price, owner, lam)
@@ -173,7 +174,46 @@ def _search(i: int, r: int, px: FloatArray, ox: FloatArray, off: FloatArray, inv
     return n_top, max(spill, rest)
 
 
-@njit(cache=True)
+
+@_jit
+def _add_edges(i: int, n_top: int, top_obj: IntArray, px: FloatArray, ox: FloatArray,
+               off: FloatArray, inv_speed: float, inc: IntArray, bonus: float,
+               adj_obj: IntArray, adj_cost: FloatArray, rstart: IntArray, rlen: IntArray,
+               rcap: IntArray, used: int) -> tuple[IntArray, FloatArray, int]:
+    """Append the objects top_obj[:n_top] that person i does not list yet (grows the pool)."""
+    if rlen[i] + n_top > rcap[i]:
+        cap = max(2 * rcap[i], rlen[i] + n_top)
+        if used + cap > adj_obj.size:
+            grow = max(2 * adj_obj.size, used + cap)
+            a_obj = np.empty(grow, np.int64)
+            a_cost = np.empty(grow)
+            a_obj[:used] = adj_obj[:used]
+            a_cost[:used] = adj_cost[:used]
+            adj_obj = a_obj
+            adj_cost = a_cost
+        s0 = rstart[i]
+        for t in range(rlen[i]):
+            adj_obj[used + t] = adj_obj[s0 + t]
+            adj_cost[used + t] = adj_cost[s0 + t]
+        rstart[i] = used
+        rcap[i] = cap
+        used += cap
+    for q in range(n_top):
+        j = top_obj[q]
+        known = False
+        for t in range(rstart[i], rstart[i] + rlen[i]):
+            if adj_obj[t] == j:
+                known = True
+                break
+        if not known:
+            adj_obj[rstart[i] + rlen[i]] = j
+            adj_cost[rstart[i] + rlen[i]] = _cost(i, j, px, ox, off, inv_speed,
+                                                   inc, bonus)
+            rlen[i] += 1
+    return adj_obj, adj_cost, used
+
+
+@_jit
 def _seg_set(tree: FloatArray, size: int, j: int, v: float) -> None:
     k = size + j
     tree[k] = v
@@ -185,7 +225,7 @@ def _seg_set(tree: FloatArray, size: int, j: int, v: float) -> None:
         k //= 2
 
 
-@njit(cache=True)
+@_jit
 def _seg_argmin(tree: FloatArray, size: int) -> int:
     k = 1
     while k < size:
@@ -193,13 +233,14 @@ def _seg_argmin(tree: FloatArray, size: int) -> int:
     return k - size
 
 
-@njit(cache=True)
+@_jit
 def _auction(px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: float, inc: IntArray,
              bonus: float, rad: FloatArray, n_dummy: int, adj_obj: IntArray,
              adj_cost: FloatArray, rstart: IntArray, rlen: IntArray, rcap: IntArray, used: int,
-             order: IntArray, cstart: IntArray, clo: FloatArray, chi: FloatArray, eps0: float,
-             eps_final: float, theta: float, r_add: int, max_bids: int, price: FloatArray,
-             owner: IntArray, assigned: IntArray) -> tuple[int, int, int, float, int]:
+             cell_of: IntArray, order: IntArray, cstart: IntArray, clo: FloatArray,
+             chi: FloatArray, eps0: float, eps_final: float, theta: float, r_add: int,
+             slack_mid: float, max_bids: int, price: FloatArray, owner: IntArray,
+             assigned: IntArray) -> tuple[int, int, int, float, int]:
     """Run all ε phases in place; returns (bids, searches, phases, dummy floor, status)."""
     n_p = px.shape[0]
     n_o = ox.shape[0]
@@ -207,7 +248,6 @@ def _auction(px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: float, 
     beta = np.full(n_p, _INF)
     cmin = np.empty(n_c)
     ub = np.empty(n_c)
-    done = np.zeros(n_c, np.bool_)
     top_obj = np.empty(r_add, np.int64)
     top_val = np.empty(r_add)
     queue = np.empty(n_p, np.int64)
@@ -230,6 +270,17 @@ def _auction(px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: float, 
                 owner[j] = -1
         lam = -_INF
         mop = _refresh_cells(off, price, owner, lam, order, cstart, cmin)
+        if eps <= eps_final:
+            # fresh bounds for everyone before the phase that carries the guarantee
+            for i in range(n_p):
+                n_top, b = _search(i, r_add, px, ox, off, inv_speed, inc, bonus, price, owner,
+                                   lam, order, cstart, clo, chi, cmin, ub, top_obj,
+                                   top_val)
+                beta[i] = b
+                adj_obj, adj_cost, used = _add_edges(i, n_top, top_obj, px, ox, off, inv_speed,
+                                                     inc, bonus, adj_obj, adj_cost, rstart,
+                                                     rlen, rcap, used)
+                searches += 1
         # keep assignments that are still eps-CS, queue the rest
         qh = 0
         qn = 0
@@ -257,6 +308,7 @@ def _auction(px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: float, 
                 b = tree[2 * k + 1]
                 tree[k] = a if a <= b else b
         since_refresh = 0
+        slack = 0.5 if eps <= eps_final else slack_mid
         while qn > 0 or free_d > 0:
             bids += 1
             if bids > max_bids:
@@ -280,57 +332,28 @@ def _auction(px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: float, 
                         elif v > v2:
                             v2 = v
                     bound = min(beta[i], -rad[i] * inv_speed - mop)
-                    if searched or not v1 < bound:
+                    if searched or not v1 < bound - slack * eps:
                         break
                     # an object outside the list may be better: exact search
                     searches += 1
-                    if phases == 3 and searches % 20000 == 0:
-                        print('dbg', i, v1, v2, beta[i], -rad[i] * inv_speed - mop, rlen[i], mop, eps)
                     since_refresh += 1
                     if since_refresh >= 64:
-                        mop = _refresh_cells(off, price, owner, lam, order, cstart, cmin)
+                        mop = cmin.min()
                         since_refresh = 0
                     n_top, b = _search(i, r_add, px, ox, off, inv_speed, inc, bonus, price,
-                                       owner, lam, order, cstart, clo, chi, cmin, ub, done,
+                                       owner, lam, order, cstart, clo, chi, cmin, ub,
                                        top_obj, top_val)
                     beta[i] = b
-                    if phases == 3 and searches % 20000 == 0:
-                        print('   ->', n_top, b, top_val[0], top_val[n_top-1])
-                    if rlen[i] + n_top > rcap[i]:
-                        cap = max(2 * rcap[i], rlen[i] + n_top)
-                        if used + cap > adj_obj.size:
-                            grow = max(2 * adj_obj.size, used + cap)
-                            a_obj = np.empty(grow, np.int64)
-                            a_cost = np.empty(grow)
-                            a_obj[:used] = adj_obj[:used]
-                            a_cost[:used] = adj_cost[:used]
-                            adj_obj = a_obj
-                            adj_cost = a_cost
-                        s0 = rstart[i]
-                        for t in range(rlen[i]):
-                            adj_obj[used + t] = adj_obj[s0 + t]
-                            adj_cost[used + t] = adj_cost[s0 + t]
-                        rstart[i] = used
-                        rcap[i] = cap
-                        used += cap
-                    for q in range(n_top):
-                        j = top_obj[q]
-                        known = False
-                        for t in range(rstart[i], rstart[i] + rlen[i]):
-                            if adj_obj[t] == j:
-                                known = True
-                                break
-                        if not known:
-                            adj_obj[rstart[i] + rlen[i]] = j
-                            adj_cost[rstart[i] + rlen[i]] = _cost(i, j, px, ox, off, inv_speed,
-                                                                   inc, bonus)
-                            rlen[i] += 1
+                    adj_obj, adj_cost, used = _add_edges(i, n_top, top_obj, px, ox, off,
+                                                         inv_speed, inc, bonus, adj_obj,
+                                                         adj_cost, rstart, rlen, rcap, used)
                     searched = True
                 if v2 < bound:
-                    v2 = bound
+                    v2 = min(bound, v1)
                 if v2 == -_INF:  # a single object in the whole problem
                     v2 = v1 - 1.0
-                bid = _peff(j1, price, owner, lam) + v1 - v2 + eps
+                old = _peff(j1, price, owner, lam)
+                bid = old + v1 - v2 + eps
                 prev = owner[j1]
                 if prev >= 0:
                     assigned[prev] = -1
@@ -341,6 +364,8 @@ def _auction(px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: float, 
                 owner[j1] = i
                 assigned[i] = j1
                 price[j1] = bid
+                _price_rose(j1, off[j1] + old, off, price, owner, lam, cell_of, order, cstart,
+                            cmin)
                 if n_dummy > 0:
                     _seg_set(tree, size, j1, bid)
             else:
@@ -360,15 +385,16 @@ def _auction(px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: float, 
                     qn += 1
                 owner[j1] = _DUMMY
                 price[j1] = q2 + eps
+                _price_rose(j1, off[j1] + p1, off, price, owner, lam, cell_of, order, cstart,
+                            cmin)
                 free_d -= 1
-        print(phases, eps, bids, searches)
         if eps <= eps_final:
             break
         eps = max(eps / theta, eps_final)
     return bids, searches, phases, lam, 0
 
 
-@njit(cache=True)
+@_jit
 def _dual_bound(px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: float,
                 inc: IntArray, bonus: float, n_dummy: int, price: FloatArray, owner: IntArray,
                 lam: float, order: IntArray, cstart: IntArray, clo: FloatArray,
@@ -384,7 +410,6 @@ def _dual_bound(px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: floa
     n_c = cstart.size - 1
     cmin = np.empty(n_c)
     ub = np.empty(n_c)
-    done = np.zeros(n_c, np.bool_)
     top_obj = np.empty(1, np.int64)
     top_val = np.empty(1)
     _refresh_cells(off, price, owner, lam, order, cstart, cmin)
@@ -397,7 +422,7 @@ def _dual_bound(px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: floa
             pmin = p
     for i in range(n_p):
         _search(i, 1, px, ox, off, inv_speed, inc, bonus, price, owner, lam, order, cstart,
-                clo, chi, cmin, ub, done, top_obj, top_val)
+                clo, chi, cmin, ub, top_obj, top_val)
         best = top_val[0]
         if inc[i] >= 0:  # the bonus edge may beat its cell's bound
             v = -_cost(i, inc[i], px, ox, off, inv_speed, inc, bonus) - _peff(
@@ -410,22 +435,48 @@ def _dual_bound(px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: floa
     return -total
 
 
-def _object_cells(xyz: FloatArray, per_cell: float) -> tuple[IntArray, IntArray, FloatArray,
-                                                              FloatArray]:
-    """Grid cells (x, y) over the objects: (order, start (C+1,), box lo (C, 3), box hi)."""
+def _object_cells(xyz: FloatArray, offsets: FloatArray, per_cell: float, chunk: int = 128
+                  ) -> tuple[IntArray, IntArray, IntArray, FloatArray, FloatArray]:
+    """Search cells over the objects: an (x, y) grid, each cell split into chunks of at most
+    ``chunk`` objects (cheapest offset first), so coincident objects (a pick station) do not
+    form one huge cell. Returns (cell_of (O,), order (O,), start (C+1,), box lo (C, 3), hi)."""
     n = xyz.shape[0]
     lo = xyz[:, :2].min(axis=0)
     ext = np.maximum(xyz[:, :2].max(axis=0) - lo, 1e-6)
     h = max(float(np.sqrt(ext[0] * ext[1] * per_cell / max(n, 1))), 1e-3)
     nx, ny = int(ext[0] // h) + 1, int(ext[1] // h) + 1
     ij = np.minimum(((xyz[:, :2] - lo) // h).astype(np.int64), [nx - 1, ny - 1])
-    _, cell_of, count = np.unique(ij[:, 0] * ny + ij[:, 1], return_inverse=True,
-                                  return_counts=True)
-    order = np.argsort(cell_of.reshape(-1), kind="stable").astype(np.int64)
-    start = np.concatenate([[0], np.cumsum(count)]).astype(np.int64)
+    grid = ij[:, 0] * ny + ij[:, 1]
+    order = np.lexsort((offsets, grid)).astype(np.int64)
+    g = grid[order]
+    first = np.ones(n, dtype=bool)
+    first[1:] = g[1:] != g[:-1]
+    run_start = np.flatnonzero(first)
+    rank = np.arange(n) - np.repeat(run_start, np.diff(np.append(run_start, n)))
+    new = first | (rank % chunk == 0)
+    start = np.append(np.flatnonzero(new), n).astype(np.int64)
+    cell_of = np.empty(n, np.int64)
+    cell_of[order] = np.cumsum(new) - 1
     sx = xyz[order]
-    return (order, start, np.minimum.reduceat(sx, start[:-1], axis=0),
+    return (cell_of, order, start, np.minimum.reduceat(sx, start[:-1], axis=0),
             np.maximum.reduceat(sx, start[:-1], axis=0))
+
+
+@_jit
+def _price_rose(j: int, old: float, off: FloatArray, price: FloatArray, owner: IntArray,
+                lam: float, cell_of: IntArray, order: IntArray, cstart: IntArray,
+                cmin: FloatArray) -> None:
+    """Keep cmin exact after object j's price rose from ``old`` (offset + price)."""
+    c = cell_of[j]
+    if old > cmin[c]:
+        return
+    m = _INF
+    for t in range(cstart[c], cstart[c + 1]):
+        k = order[t]
+        v = off[k] + _peff(k, price, owner, lam)
+        if v < m:
+            m = v
+    cmin[c] = m
 
 
 def auction_assign(
@@ -438,9 +489,10 @@ def auction_assign(
     incumbent_bonus_s: float = 0.0,
     k: int = 8,
     k_object: int = 2,
-    r_add: int = 8,
+    r_add: int = 32,
     eps_final_s: float = 0.01,
     theta: float = 5.0,
+    slack_mid: float = 10.0,
     per_cell: float = 16.0,
 ) -> AuctionResult:
     """Near-optimal assignment of every person (P ≤ O) to a distinct object.
@@ -458,9 +510,15 @@ def auction_assign(
         k: nearest objects per person in the initial candidate lists.
         k_object: nearest persons per object added to the lists.
         r_add: objects an exact search adds to a person's list.
-        eps_final_s: final ε [s]; the cost is at most ``O * eps_final_s`` above optimal.
-        theta: ε reduction factor between phases.
+        eps_final_s: final ε [s]; the cost is at most ``1.5 * O * eps_final_s`` above
+            the optimum (the returned lower bound is usually much tighter).
+        theta: ε reduction factor between phases (the first ε is the cost span / theta).
+        slack_mid: in the intermediate phases, search only when a person's bound beats its
+            best candidate by this many ε.
         per_cell: mean objects per search cell.
+
+    Raises:
+        ValueError: P > O (swap the sides) or the bid limit was hit (a bug, not an input).
     """
     n_p, n_o = person_xyz.shape[0], object_xyz.shape[0]
     if n_p > n_o:
@@ -494,11 +552,12 @@ def auction_assign(
     used = int(cap.sum())
     adj_obj = np.full(2 * used, -1, np.int64)
     adj_cost = np.full(2 * used, np.inf)
-    pos = rstart[rows] + (np.arange(rows.size) - np.concatenate([[0], np.cumsum(deg)[:-1]])[rows])
+    row_first = np.concatenate([[0], np.cumsum(deg)[:-1]])
+    pos = rstart[rows] + np.arange(rows.size) - row_first[rows]
     adj_obj[pos] = cols
     c = np.linalg.norm(px[rows] - ox[cols], axis=1) * inv_speed + off[cols]
     adj_cost[pos] = c - np.where(inc[rows] == cols, incumbent_bonus_s, 0.0)
-    order, cstart, clo, chi = _object_cells(ox, per_cell)
+    cell_of, order, cstart, clo, chi = _object_cells(ox, off, per_cell)
     span = float(np.linalg.norm(np.ptp(np.concatenate([px, ox]), axis=0))) * inv_speed
     span += float(np.ptp(off)) + abs(incumbent_bonus_s)
     eps0 = max(span / theta, eps_final_s)
@@ -507,12 +566,13 @@ def auction_assign(
     assigned = np.full(n_p, -1, np.int64)
     bids, searches, phases, lam, status = _auction(
         px, ox, off, inv_speed, inc, float(incumbent_bonus_s), rad, n_o - n_p, adj_obj,
-        adj_cost, rstart, deg.copy(), cap, used, order, cstart, clo, chi, eps0,
-        float(eps_final_s), float(theta), int(r_add), 200 * (n_o + 10) * 64, price, owner,
-        assigned,
+        adj_cost, rstart, deg.copy(), cap, used, cell_of, order, cstart, clo, chi, eps0,
+        float(eps_final_s), float(theta), int(r_add), float(slack_mid), 10_000 * (n_o + 10),
+        price, owner, assigned,
     )
     if status != 0:
-        raise RuntimeError("auction did not converge (bid limit reached)")
+        raise ValueError(f"auction hit its bid limit after {bids} bids ({n_p} x {n_o}); "
+                         "report this instance")
     lb = _dual_bound(px, ox, off, inv_speed, inc, float(incumbent_bonus_s), n_o - n_p, price,
                      owner, lam, order, cstart, clo, chi)
     cost = np.linalg.norm(px - ox[assigned], axis=1) * inv_speed + off[assigned]

@@ -58,7 +58,7 @@ class CoordinatorConfig:
         arrive_radius_m: a drone this close to its pickup/dropoff has arrived [m].
         dense_max: up to this many drones and tasks the optimal dense solver runs; above it
             the sparse one.
-        knn_k: candidate tasks per drone (and drones per task) of the sparse solver.
+        knn_k: starting candidate list per bidder of the auction (sparse) solver.
         priority_weight_s: travel time one priority step is worth [s].
         urgency_weight_s: travel time an imminent deadline is worth [s].
         urgency_horizon_s: urgency grows over this time before the deadline [s].
