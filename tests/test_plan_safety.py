@@ -149,3 +149,23 @@ def test_closed_loop_smoke_with_the_pid_baseline() -> None:
     row = run_closed_loop("pid", EvalConfig(drones=2, seconds=1.5))
     assert row["collisions"] == 0 and 0.0 <= row["success_rate"] <= 1.0
     assert "| pid |" in format_table([row])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 12), data=st.data())
+def test_descent_near_the_floor_stays_below_the_crash_speed(n: int, data: st.DataObject) -> None:
+    """Whatever the plan and the neighbours say, a low drone never descends faster than the
+    ground-band limit (a neighbour above used to push drones into the floor at 1.3-1.9 m/s)."""
+    cfg = SafetyConfig()
+    obs = open_obs(n)
+    alt = data.draw(arrays(np.float64, (n,), elements=st.floats(0.0, 3.0)))
+    obs[:, SPEC.slice("altitude")] = alt[:, None]
+    nb = SPEC.slice("neighbours")
+    above = np.zeros((n, 7))
+    above[:, 2] = data.draw(arrays(np.float64, (n,), elements=st.floats(-0.5, 0.5)))  # dz [m]
+    above[:, 6] = 1.0
+    obs[:, nb.start: nb.start + 7] = above
+    v = data.draw(arrays(np.float64, (n, 3), elements=st.floats(-8.0, 8.0)))
+    out = SafetyFilter(cfg).apply(v, np.zeros(n), obs, None, None, np.zeros((n, 3)), np.zeros((n, 3)))
+    limit = -(cfg.ground_descent_speed + np.clip(alt - cfg.ground_band, 0.0, None))
+    assert np.all(out.cmd_vel[:, 2] >= limit - 1e-6)

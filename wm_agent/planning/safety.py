@@ -103,6 +103,11 @@ class SafetyConfig:
         neighbour_margin: neighbour distance that triggers the brake [m].
         clearance_margin: predicted min clearance below which speed is capped [m].
         brake_speed: that cap [m/s].
+        ground_band: altitude below which descents are limited to ``ground_descent_speed`` [m];
+            above it the limit grows by 1 m/s per metre (a drone at altitude h may descend at
+            ground_descent_speed + (h − ground_band)).
+        ground_descent_speed: descent limit inside the ground band [m/s] (below the airframe's
+            1 m/s crash touchdown speed).
         fallback: P controller of the FALLBACK substitution.
     """
 
@@ -114,6 +119,8 @@ class SafetyConfig:
     neighbour_margin: float = 0.6
     clearance_margin: float = 0.15
     brake_speed: float = 0.5
+    ground_band: float = 0.5
+    ground_descent_speed: float = 0.5
     fallback: PidConfig = field(default_factory=PidConfig)
 
     def __post_init__(self) -> None:
@@ -121,7 +128,8 @@ class SafetyConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"safety filter: {name}: expected > 0, got {value!r}")
-        for name in ("obstacle_margin", "neighbour_margin", "clearance_margin", "brake_speed"):
+        for name in ("obstacle_margin", "neighbour_margin", "clearance_margin", "brake_speed",
+                     "ground_band", "ground_descent_speed"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ConfigError(f"safety filter: {name}: expected >= 0, got {value!r}")
@@ -268,6 +276,13 @@ class SafetyFilter:
             slow = cap_speed(v, c.brake_speed)
             br |= low & (np.abs(slow - v).max(1) > 1e-12)
             v = np.where(low[:, None], slow, v)
+        # Near the floor, descend no faster than the touchdown limit allows: a neighbour push or a
+        # plan can otherwise drive a low drone into the floor (a crash above 1 m/s touchdown).
+        altitude = o_safe[:, self.spec.slice("altitude")][:, 0]
+        floor_limit = -(c.ground_descent_speed + np.clip(altitude - c.ground_band, 0.0, None))
+        low_alt = (altitude < c.ground_band + c.max_speed) & (v[:, 2] < floor_limit) & ok & obs_ok
+        v[:, 2] = np.where(low_alt, floor_limit, v[:, 2])
+        br |= low_alt
         kinds[:, Substitution.BRAKE] = br
 
         # Final guarantee: finite and within limits whatever happened above.
