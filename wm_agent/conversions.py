@@ -122,3 +122,16 @@ def fleet_command_from_msg(msg: Any) -> FleetCommandArrays:
         mode=_view(msg.mode, np.uint8, "mode", n, 1),
         step=int(msg.step),
     )
+
+
+def time_msg(t_s: float) -> Any:
+    """builtin_interfaces/Time of `t_s` seconds (sim or epoch time), nanoseconds rounded."""
+    from builtin_interfaces.msg import Time
+
+    ns = round(float(t_s) * 1e9)
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def seconds(stamp: Any) -> float:
+    """Seconds of a builtin_interfaces/Time."""
+    return float(stamp.sec) + float(stamp.nanosec) * 1e-9

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from builtin_interfaces.msg import Time
 from rclpy.node import Node
 
 from wm_agent import qos, topics
-from wm_agent.conversions import fleet_state_from_msg
+from wm_agent.conversions import fleet_state_from_msg, seconds, time_msg
 from wm_agent.errors import ConfigError, FleetError, MessageError
 from wm_agent.fleet.coordinator import Coordinator, CoordinatorConfig
 from wm_agent.fleet.layout import Layout
@@ -89,13 +88,6 @@ def layout_from_scenario(sc: Scenario, cruise_speed_mps: float) -> Layout:
     )
 
 
-def _seconds(t: Any) -> float:
-    return float(t.sec) + float(t.nanosec) * 1e-9
-
-
-def _stamp(t: float) -> Time:
-    sec = math.floor(t)
-    return Time(sec=sec, nanosec=min(999_999_999, round((t - sec) * 1e9)))
 
 
 def task_spec_from_msg(msg: Any) -> TaskSpec:
@@ -104,7 +96,7 @@ def task_spec_from_msg(msg: Any) -> TaskSpec:
     pickup: str | tuple[float, float, float] = (
         msg.pickup_station if msg.pickup_station else (float(p.x), float(p.y), float(p.z))
     )
-    deadline = _seconds(msg.deadline)
+    deadline = seconds(msg.deadline)
     return TaskSpec(
         task_id=msg.task_id,
         pickup=pickup,
@@ -196,7 +188,7 @@ class FleetCoordinatorNode(Node):
         lost = (s.status & self.msgs.FleetState.LOST) != 0
         collided = (s.status & self.msgs.FleetState.COLLIDED) != 0
         alive = ~(lost | collided)  # a crashed drone is silent for the coordinator
-        t = _seconds(msg.header.stamp) or self.now()
+        t = seconds(msg.header.stamp) or self.now()
         self.core.observe_fleet(s.ids[alive], s.position[alive].astype(np.float64), t)
         self.flush_transitions()
 
@@ -214,7 +206,7 @@ class FleetCoordinatorNode(Node):
     def publish_assignments(self) -> None:
         table = self.core.assignments()
         m = self.msgs.FleetAssignments()
-        m.header.stamp = _stamp(self.now())
+        m.header.stamp = time_msg(self.now())
         m.header.frame_id = topics.MAP_FRAME
         m.ids = table.drone_ids.astype(np.uint32).tolist()
         m.epochs = table.epochs.astype(np.uint64).tolist()
@@ -225,7 +217,7 @@ class FleetCoordinatorNode(Node):
 
     def publish_rejection(self, task_id: str, reason: str) -> None:
         m = self.msgs.TaskStatus()
-        m.header.stamp = _stamp(self.now())
+        m.header.stamp = time_msg(self.now())
         m.task_id = str(task_id)
         m.state = self.msgs.TaskStatus.REJECTED
         m.previous_state = self.msgs.TaskStatus.REJECTED
@@ -238,7 +230,7 @@ class FleetCoordinatorNode(Node):
 
     def transition_msg(self, tr: Transition) -> Any:
         m = self.msgs.TaskStatus()
-        m.header.stamp = _stamp(tr.t_s)
+        m.header.stamp = time_msg(tr.t_s)
         m.task_id = tr.task_id
         m.state = int(tr.to_state)
         m.previous_state = int(tr.from_state if tr.from_state is not None else TaskState.QUEUED)
@@ -251,7 +243,7 @@ class FleetCoordinatorNode(Node):
     def publish_metrics(self) -> None:
         k = self.core.metrics(self.now())
         m = self.msgs.FleetMetrics()
-        m.header.stamp = _stamp(self.now())
+        m.header.stamp = time_msg(self.now())
         m.queued, m.assigned, m.picked = k.queue_length, k.assigned, k.picked
         m.delivered, m.failed, m.cancelled = k.delivered, k.failed, k.cancelled
         m.active_drones, m.lost_drones = k.active_drones, k.lost_drones

@@ -16,14 +16,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from builtin_interfaces.msg import Time
 from geometry_msgs.msg import TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 
 from wm_agent import qos, topics
-from wm_agent.conversions import FleetStateArrays, fleet_command_from_msg, fleet_state_to_msg
+from wm_agent.conversions import (
+    FleetStateArrays,
+    fleet_command_from_msg,
+    fleet_state_to_msg,
+    time_msg,
+)
 from wm_agent.errors import ConfigError, MessageError
 from wm_agent.interfaces import require_interfaces
 from wm_agent.nodes.common import declare_config, run_node
@@ -88,10 +92,6 @@ class SimBridgeConfig:
             if not (np.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise ConfigError(f"sim_bridge: {name} must be a finite value > 0")
 
-
-def _stamp(t: float) -> Time:
-    sec = int(np.floor(t))
-    return Time(sec=sec, nanosec=round((t - sec) * 1e9) % 1_000_000_000)
 
 
 class SimBridge(Node):
@@ -217,7 +217,7 @@ class SimBridge(Node):
         self.step_count += 1
         self.lockstep_wait_since = time.monotonic()
         t = self.sim.sim_time
-        self.clock_pub.publish(Clock(clock=_stamp(t)))
+        self.clock_pub.publish(Clock(clock=time_msg(t)))
         events = self.sim.drain_events()
         if events:
             self.publish_events(events)
@@ -249,7 +249,7 @@ class SimBridge(Node):
             step=self.step_count,
         )
         msg = fleet_state_to_msg(arrays, frame_id=self.cfg.frame_id)
-        msg.header.stamp = _stamp(s.time)
+        msg.header.stamp = time_msg(s.time)
         self.state_pub.publish(msg)
         if self.odom_pubs:
             self.publish_odometry(s)
@@ -257,7 +257,7 @@ class SimBridge(Node):
     def publish_odometry(self, s: Any) -> None:
         ids = self.odom_ids
         body_vel = _rotate_inverse(s.quat[ids], s.vel[ids])
-        stamp = _stamp(s.time)
+        stamp = time_msg(s.time)
         for j, i in enumerate(ids):
             m = Odometry()
             m.header.stamp = stamp
@@ -274,11 +274,11 @@ class SimBridge(Node):
 
     def publish_events(self, events: list[Any]) -> None:
         out = self.msgs.FleetEvents()
-        out.header.stamp = _stamp(self.sim.sim_time)
+        out.header.stamp = time_msg(self.sim.sim_time)
         out.header.frame_id = self.cfg.frame_id
         for e in events:
             m = self.msgs.FleetEvent()
-            m.header.stamp = _stamp(e.time)
+            m.header.stamp = time_msg(e.time)
             m.header.frame_id = self.cfg.frame_id
             m.kind = int(getattr(self.msgs.FleetEvent, e.kind.name))
             m.drone_id = int(e.drone_id)
