@@ -82,6 +82,13 @@ def test_lockstep_graph_waits_for_the_whole_fleet_and_record_adds_a_recorder() -
     for spec in specs:
         if spec.name != "sim_bridge":
             assert spec.parameters.get("use_sim_time") is True, spec.name
+    # lockstep is deterministic end to end: the coordinator runs the task stream in-band and the
+    # planner waits for the assignments stamped with each state
+    assert "task_feeder" not in {s.name for s in specs}
+    coordinator = next(s for s in specs if s.name == "fleet_coordinator")
+    assert coordinator.parameters["lockstep"] is True and coordinator.parameters["task_rate_per_min"] > 0
+    planner = next(s for s in specs if s.name == "fleet_planner")
+    assert planner.parameters["lockstep"] is True
 
 
 def test_drone_and_replay_graphs() -> None:

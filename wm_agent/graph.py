@@ -108,6 +108,13 @@ class FleetSimArgs:
             )
 
 
+def _scenario_task_rate(scenario: str) -> float:
+    """The scenario's task arrival rate [1/min] (read lazily: the graph stays light to import)."""
+    from wm_agent.sim.scenario import load_scenario
+
+    return float(load_scenario(scenario).task_rate_per_min)
+
+
 def fleet_sim_graph(args: FleetSimArgs) -> list[NodeSpec]:
     """The whole simulated graph: sim bridge (the hardware), fleet planner, coordinator, a
     monitor, and a recorder when asked."""
@@ -118,7 +125,9 @@ def fleet_sim_graph(args: FleetSimArgs) -> list[NodeSpec]:
         "mode": args.mode,
         "fidelity": args.fidelity,
     }
-    if args.mode == "lockstep":
+    lockstep = args.mode == "lockstep"
+    task_rate = (float(args.task_rate_per_min) or _scenario_task_rate(args.scenario)) if lockstep else 0.0
+    if lockstep:
         sim["lockstep_min_commanders"] = args.drones  # wait for the fleet planner before step 1
     specs = [
         NodeSpec(
@@ -134,7 +143,8 @@ def fleet_sim_graph(args: FleetSimArgs) -> list[NodeSpec]:
             description="world-model MPPI for every drone in one batched call + safety filter",
             param_files=("fleet_planner.yaml",),
             parameters={"scenario": args.scenario, "drones": args.drones, "backend": args.backend,
-                        "model_path": args.model, "seed": args.seed, "use_sim_time": True},
+                        "model_path": args.model, "seed": args.seed, "use_sim_time": True,
+                        "lockstep": lockstep},
         ),
         NodeSpec(
             name="fleet_coordinator",
@@ -142,14 +152,9 @@ def fleet_sim_graph(args: FleetSimArgs) -> list[NodeSpec]:
             description="task intake, assignment, health, SQLite ledger",
             param_files=("fleet_coordinator.yaml",),
             parameters={"scenario": args.scenario, "drones": args.drones, "use_sim_time": True,
-                        "ledger_path": args.ledger},
-        ),
-        NodeSpec(
-            name="task_feeder",
-            executable="task_feeder",
-            description="feeds the scenario's seeded task stream to the coordinator",
-            parameters={"scenario": args.scenario, "seed": args.seed, "use_sim_time": True,
-                        "rate_per_min": float(args.task_rate_per_min)},
+                        "ledger_path": args.ledger, "lockstep": lockstep,
+                        # lockstep: the coordinator runs the seeded task stream in-band
+                        "task_rate_per_min": task_rate if lockstep else 0.0, "task_seed": args.seed},
         ),
         NodeSpec(
             name="fleet_monitor",
@@ -159,6 +164,14 @@ def fleet_sim_graph(args: FleetSimArgs) -> list[NodeSpec]:
             parameters={"use_sim_time": True},
         ),
     ]
+    if not lockstep:  # lockstep: the coordinator feeds the same stream in-band (deterministic)
+        specs.append(NodeSpec(
+            name="task_feeder",
+            executable="task_feeder",
+            description="feeds the scenario's seeded task stream to the coordinator",
+            parameters={"scenario": args.scenario, "seed": args.seed, "use_sim_time": True,
+                        "rate_per_min": float(args.task_rate_per_min)},
+        ))
     if args.record:
         # first, so that it is subscribed before the bridge publishes; bag time = sim time
         specs.insert(0, NodeSpec(

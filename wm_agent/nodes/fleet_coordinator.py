@@ -23,6 +23,7 @@ from wm_agent.conversions import fleet_state_from_msg, seconds, time_msg
 from wm_agent.errors import ConfigError, FleetError, MessageError
 from wm_agent.fleet.coordinator import Coordinator, CoordinatorConfig
 from wm_agent.fleet.layout import Layout
+from wm_agent.fleet.task_stream import TaskStream, TaskStreamConfig
 from wm_agent.fleet.tasks import TaskSpec, TaskState, Transition
 from wm_agent.fleet.validation import RejectCode
 from wm_agent.interfaces import require_interfaces
@@ -50,6 +51,14 @@ class CoordinatorNodeConfig:
     )
     dense_max: int = field(default=1500, metadata={"description": "optimal solver up to this size"})
     knn_k: int = field(default=16, metadata={"description": "candidate tasks per drone (sparse solver)"})
+    lockstep: bool = field(
+        default=False, metadata={"description": "solve in-band on every fleet state, on its clock, and "
+                                 "stamp the assignments with it (deterministic lockstep runs)"}
+    )
+    task_rate_per_min: float = field(
+        default=0.0, metadata={"description": "lockstep: in-band seeded task stream [1/min] (0 = none)"}
+    )
+    task_seed: int = field(default=0, metadata={"description": "lockstep: task stream seed"})
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.publish_period_s) and self.publish_period_s > 0):
@@ -58,6 +67,10 @@ class CoordinatorNodeConfig:
             raise ConfigError(f"fleet_coordinator: cruise_speed_mps must be > 0, got {self.cruise_speed_mps}")
         if self.drones < 0:
             raise ConfigError(f"fleet_coordinator: drones must be >= 0, got {self.drones}")
+        if not (math.isfinite(self.task_rate_per_min) and self.task_rate_per_min >= 0):
+            raise ConfigError(
+                f"fleet_coordinator: task_rate_per_min must be >= 0, got {self.task_rate_per_min}"
+            )
 
     def core(self) -> CoordinatorConfig:
         return CoordinatorConfig(
@@ -128,7 +141,16 @@ class FleetCoordinatorNode(Node):
         self.create_subscription(self.msgs.FleetState, topics.FLEET_STATE, self.on_state, qos.STATE)
         # maybe_solve() solves every solve_period_s, and at once after an event (a lost drone, a
         # new task): poll it often so that reactions do not wait a whole period
-        self.create_timer(min(0.1, self.cfg.solve_period_s), self.on_solve_timer)
+        if not self.cfg.lockstep:  # lockstep solves in on_state, on the state's own clock
+            self.create_timer(min(0.1, self.cfg.solve_period_s), self.on_solve_timer)
+        self.stream: TaskStream | None = None
+        if self.cfg.lockstep and self.cfg.task_rate_per_min > 0:
+            self.stream = TaskStream(
+                sorted(sc.pick_stations), sorted(sc.drop_stations),
+                TaskStreamConfig(rate_per_min=self.cfg.task_rate_per_min,
+                                 max_payload_kg=sc.max_payload_kg),
+                seed=self.cfg.task_seed,
+            )
         self.create_timer(self.cfg.publish_period_s, self.on_publish_timer)
         restored = len(self.core.tasks)
         self.get_logger().info(
@@ -189,8 +211,17 @@ class FleetCoordinatorNode(Node):
         collided = (s.status & self.msgs.FleetState.COLLIDED) != 0
         alive = ~(lost | collided)  # a crashed drone is silent for the coordinator
         t = seconds(msg.header.stamp) or self.now()
+        if self.cfg.lockstep and self.stream is not None:
+            for spec in self.stream.due(t):
+                result = self.core.submit(spec, t)
+                if not result.accepted:
+                    self.publish_rejection(spec.task_id, result.reason)
         self.core.observe_fleet(s.ids[alive], s.position[alive].astype(np.float64), t)
+        if self.cfg.lockstep:
+            self.core.maybe_solve(t)
         self.flush_transitions()
+        if self.cfg.lockstep:
+            self.publish_assignments(stamp=msg.header.stamp)  # the planner waits for this one
 
     def on_solve_timer(self) -> None:
         solved = self.core.maybe_solve(self.now()) is not None
@@ -199,14 +230,15 @@ class FleetCoordinatorNode(Node):
             self.publish_assignments()
 
     def on_publish_timer(self) -> None:
-        self.publish_assignments()  # latched anyway; re-sent for lossy links and late joiners
+        if not self.cfg.lockstep:  # lockstep publishes in-band, stamped with each state
+            self.publish_assignments()  # latched anyway; re-sent for lossy links and late joiners
         self.publish_metrics()
 
     # -- outputs --------------------------------------------------------------------------------------
-    def publish_assignments(self) -> None:
+    def publish_assignments(self, stamp: Any = None) -> None:
         table = self.core.assignments()
         m = self.msgs.FleetAssignments()
-        m.header.stamp = time_msg(self.now())
+        m.header.stamp = stamp if stamp is not None else time_msg(self.now())
         m.header.frame_id = topics.MAP_FRAME
         m.ids = table.drone_ids.astype(np.uint32).tolist()
         m.epochs = table.epochs.astype(np.uint64).tolist()

@@ -32,6 +32,9 @@ class FleetPlannerNode(Node):
         self.last: Any = None  # FleetCommandOut of the current period
         self.last_ids: np.ndarray = np.zeros(0, np.uint32)
         self.sub_total = np.zeros(4, np.uint64)
+        # lockstep: states wait for the assignments the coordinator computed from them
+        self.pending: dict[int, Any] = {}
+        self.assigned_at: dict[int, dict[int, tuple[np.ndarray, int]]] = {}
         self.cmd_pub = self.create_publisher(self.msgs.FleetCommand, topics.FLEET_COMMAND, qos.COMMAND)
         self.status_pub = self.create_publisher(self.msgs.PlannerStatus, topics.PLANNER_STATUS, qos.EVENTS)
         self.create_subscription(self.msgs.FleetState, topics.FLEET_STATE, self.on_state, qos.STATE)
@@ -53,9 +56,32 @@ class FleetPlannerNode(Node):
             )
             return
         goals = goals.reshape(-1, 3)
-        self.goal_of = {int(i): (goals[k].astype(np.float64), int(phases[k])) for k, i in enumerate(ids)}
+        table = {int(i): (goals[k].astype(np.float64), int(phases[k])) for k, i in enumerate(ids)}
+        if not self.cfg.lockstep:
+            self.goal_of = table
+            return
+        self.assigned_at[_ns(msg.header.stamp)] = table
+        self.answer_pending()
 
     def on_state(self, msg: Any) -> None:
+        if not self.cfg.lockstep:
+            self.answer(msg)
+            return
+        self.pending[_ns(msg.header.stamp)] = msg
+        self.answer_pending()
+
+    def answer_pending(self) -> None:
+        """Answer waiting states, in time order, whose assignments have arrived."""
+        for ns in sorted(self.pending):
+            table = self.assigned_at.get(ns)
+            if table is None:
+                return
+            self.goal_of = table
+            self.answer(self.pending.pop(ns))
+            for old in [k for k in self.assigned_at if k < ns]:
+                del self.assigned_at[old]
+
+    def answer(self, msg: Any) -> None:
         try:
             s = fleet_state_from_msg(msg)
         except MessageError as exc:
@@ -96,6 +122,10 @@ class FleetPlannerNode(Node):
         st.substitutions = out.substitutions.astype(np.uint32).tolist()
         st.substitutions_total = self.sub_total.tolist()
         self.status_pub.publish(st)
+
+
+def _ns(stamp: Any) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 def main(args: list[str] | None = None) -> None:

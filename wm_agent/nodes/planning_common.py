@@ -36,6 +36,10 @@ class PlannerNodeConfig:
     seed: int = field(default=0, metadata={"description": "planner noise seed"})
     threads: int = field(default=1, metadata={"description": "inference threads"})
     cruise_altitude: float = field(default=1.0, metadata={"description": "altitude of home goals [m]"})
+    lockstep: bool = field(
+        default=False, metadata={"description": "fleet_planner: answer a fleet state only with the "
+                                 "assignments stamped with it (deterministic lockstep runs)"}
+    )
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
