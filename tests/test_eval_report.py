@@ -12,16 +12,19 @@ import numpy as np
 import pytest
 
 from wm_agent.errors import ConfigError
-from wm_agent.evaluation.report import (
+from wm_agent.evaluation.report import write_report
+from wm_agent.evaluation.run_data import (
     EventLog,
     PlannerStats,
     PredictionErrors,
     RunData,
     TaskTransitions,
     Trajectories,
-    write_report,
+    cumulative_tasks,
+    percentiles,
+    summarise,
+    task_counts,
 )
-from wm_agent.evaluation.run_data import cumulative_tasks, percentiles, summarise, task_counts
 from wm_agent.sim import load_scenario
 
 

@@ -118,10 +118,10 @@ def run_fleet(opts: RunOptions) -> dict[str, Any]:
             bar.update(round(min(seen.sim_time, opts.duration_s) - bar.n, 1))
             if faults is not None and plan is not None:
                 _inject(graph, plan, faults, seen)
-            exited = [n for n in graph.poll()
-                      if not (faults is not None and n.spec.name == "fleet_coordinator"
-                              and faults.coordinator.get("killed_wall") and not faults.coordinator.get(
-                                  "restarted_wall"))]
+            # the coordinator killed by the fault scenario and not restarted yet has not failed
+            killed = faults is not None and "killed_wall" in faults.coordinator \
+                and "restarted_wall" not in faults.coordinator
+            exited = [n for n in graph.poll() if not (killed and n.spec.name == "fleet_coordinator")]
             if exited:
                 failed = [f"{n.spec.name} (exit {n.process.returncode})" for n in exited]
                 break

@@ -37,8 +37,8 @@ from wm_agent.evaluation.prediction import (
     select_windows,
     step_actions,
 )
-from wm_agent.evaluation.report import ReportFiles, RunData, Trajectories, write_report
-from wm_agent.evaluation.run_data import summarise
+from wm_agent.evaluation.report import ReportFiles, write_report
+from wm_agent.evaluation.run_data import RunData, Trajectories, summarise
 from wm_agent.world_model.spaces import WM_DT, ActionSpec, ObservationSpec
 
 BACKENDS = ("onnxruntime", "torch")

@@ -4,7 +4,8 @@ Shared by ``wm-agent sim`` run folders and ``wm-agent eval BAG``. Pure: no rclpy
 messages. Each plot is written only when its data is present; the Markdown lists the sections
 that had no data. Usage::
 
-    from wm_agent.evaluation.report import RunData, Trajectories, write_report
+    from wm_agent.evaluation import RunData, Trajectories
+    from wm_agent.evaluation.report import write_report
     files = write_report(RunData(scenario="warehouse", duration_s=20.0,
                                  trajectories=Trajectories(t, ids, position)),
                          "runs/sim1/report", load_scenario("warehouse"))
@@ -22,28 +23,11 @@ from wm_agent.errors import ConfigError
 from wm_agent.evaluation import plots
 from wm_agent.evaluation.run_data import (
     SUB_NAMES,
-    EventLog,
-    PlannerStats,
-    PredictionErrors,
-    ReplanStats,
     RunData,
-    TaskTransitions,
-    Trajectories,
     summarise,
 )
 
-__all__ = [
-    "EventLog",
-    "PlannerStats",
-    "PredictionErrors",
-    "ReplanStats",
-    "ReportFiles",
-    "RunData",
-    "TaskTransitions",
-    "Trajectories",
-    "render_markdown",
-    "write_report",
-]
+__all__ = ["ReportFiles", "render_markdown", "write_report"]
 
 #: Section name → (file name, title) of each plot.
 PLOTS = {
