@@ -35,7 +35,9 @@ setup(
         *tree("sim"),
         *tree("models"),
     ],
-    install_requires=["numpy", "scipy", "pyyaml", "tqdm", "matplotlib", "rosbags", "mcap"],
+    install_requires=[
+        "numpy", "scipy", "numba", "pot", "pyyaml", "tqdm", "matplotlib", "rosbags", "mcap",
+    ],
     extras_require={"test": ["pytest", "hypothesis", "ruff", "mypy"]},
     zip_safe=False,
     entry_points={

@@ -165,6 +165,28 @@ def test_exactly_once_delivery_through_a_simulated_run(tmp_path: Path) -> None:
     assert set(table.phases.tolist()) <= {Phase.IDLE, Phase.TO_HOME}
 
 
+@pytest.mark.parametrize("solver", ["auction", "multilevel"])
+def test_large_fleet_solvers_deliver_everything_once(solver: str) -> None:
+    """The same run with the solver the coordinator uses above dense_max / auction_max."""
+    sizes = {"auction": (1, 10_000), "multilevel": (1, 1)}[solver]
+    cfg = CoordinatorConfig(solve_period_s=0.5, lost_after_s=1.0, arrive_radius_m=0.3,
+                            dense_max=sizes[0], auction_max=sizes[1])
+    clock = FakeClock()
+    co = Coordinator(LAYOUT, cfg, clock=clock)
+    ids = np.arange(4, dtype=np.int64)
+    pos = LAYOUT.home_pads[:4] + np.array([0, 0, 1.0])
+    co.observe_fleet(ids, pos, 0.0)
+    for i in range(10):
+        spec = TaskSpec(f"job{i}", LAYOUT.pick_stations[i % 4], LAYOUT.drop_stations[(i + 1) % 4],
+                        priority=i, payload_kg=0.01)
+        assert co.submit(spec, 0.0).accepted
+    pos, t = _run(co, ids, pos, 0.0, 400.0)
+    m = co.metrics(t)
+    assert m.delivered == 10 and m.queue_length == 0 and m.failed == 0
+    delivered = [tr.task_id for tr in co.ledger.transitions() if tr.to_state is TaskState.DELIVERED]
+    assert sorted(delivered) == sorted(f"job{i}" for i in range(10))
+
+
 def test_restart_restores_tasks_and_epochs(tmp_path: Path) -> None:
     path = tmp_path / "restart.db"
     co = Coordinator(LAYOUT, CFG, Ledger.open(path), clock=FakeClock())

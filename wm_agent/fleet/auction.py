@@ -125,10 +125,28 @@ def _refresh_cells(off: FloatArray, price: FloatArray, owner: IntArray, lam: flo
 
 
 @_jit
+def _sift_down(heap: IntArray, key: FloatArray, s: int, n: int) -> None:
+    """Restore the max-heap property of heap[:n] (ordered by key) below position s."""
+    item = heap[s]
+    v = key[item]
+    while True:
+        c = 2 * s + 1
+        if c >= n:
+            break
+        if c + 1 < n and key[heap[c + 1]] > key[heap[c]]:
+            c += 1
+        if key[heap[c]] <= v:
+            break
+        heap[s] = heap[c]
+        s = c
+    heap[s] = item
+
+
+@_jit
 def _search(i: int, r: int, px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: float,
             inc: IntArray, bonus: float, price: FloatArray, owner: IntArray, lam: float,
             order: IntArray, cstart: IntArray, clo: FloatArray, chi: FloatArray,
-            cmin: FloatArray, ub: FloatArray, top_obj: IntArray,
+            cmin: FloatArray, ub: FloatArray, rank: IntArray, top_obj: IntArray,
             top_val: FloatArray) -> tuple[int, float]:
     """Exact top-r objects of person i by value; returns (count, bound on all others).
 
@@ -141,16 +159,25 @@ def _search(i: int, r: int, px: FloatArray, ox: FloatArray, off: FloatArray, inv
         dy = max(clo[c, 1] - px[i, 1], px[i, 1] - chi[c, 1], 0.0)
         dz = max(clo[c, 2] - px[i, 2], px[i, 2] - chi[c, 2], 0.0)
         ub[c] = -math.sqrt(dx * dx + dy * dy + dz * dz) * inv_speed - cmin[c]
+    # max-heap of cell indices by ub, built in O(C); usually only a few cells are popped
+    heap = rank
+    for c in range(n_c):
+        heap[c] = c
+    for s in range(n_c // 2 - 1, -1, -1):
+        _sift_down(heap, ub, s, n_c)
+    n_heap = n_c
     n_top = 0
     spill = -_INF
     rest = -_INF
-    rank = np.argsort(ub)
-    for q in range(n_c - 1, -1, -1):
-        best_c = rank[q]
+    while n_heap > 0:
+        best_c = heap[0]
         best_u = ub[best_c]
         if n_top == r and best_u <= top_val[r - 1]:
             rest = best_u
             break
+        n_heap -= 1
+        heap[0] = heap[n_heap]
+        _sift_down(heap, ub, 0, n_heap)
         for t in range(cstart[best_c], cstart[best_c + 1]):
             j = order[t]
             v = -_cost(i, j, px, ox, off, inv_speed, inc, bonus) - _peff(j, price, owner, lam)
@@ -248,6 +275,7 @@ def _auction(px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: float, 
     beta = np.full(n_p, _INF)
     cmin = np.empty(n_c)
     ub = np.empty(n_c)
+    rank = np.empty(n_c, np.int64)
     top_obj = np.empty(r_add, np.int64)
     top_val = np.empty(r_add)
     queue = np.empty(n_p, np.int64)
@@ -274,7 +302,7 @@ def _auction(px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: float, 
             # fresh bounds for everyone before the phase that carries the guarantee
             for i in range(n_p):
                 n_top, b = _search(i, r_add, px, ox, off, inv_speed, inc, bonus, price, owner,
-                                   lam, order, cstart, clo, chi, cmin, ub, top_obj,
+                                   lam, order, cstart, clo, chi, cmin, ub, rank, top_obj,
                                    top_val)
                 beta[i] = b
                 adj_obj, adj_cost, used = _add_edges(i, n_top, top_obj, px, ox, off, inv_speed,
@@ -342,7 +370,7 @@ def _auction(px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: float, 
                         since_refresh = 0
                     n_top, b = _search(i, r_add, px, ox, off, inv_speed, inc, bonus, price,
                                        owner, lam, order, cstart, clo, chi, cmin, ub,
-                                       top_obj, top_val)
+                                       rank, top_obj, top_val)
                     beta[i] = b
                     adj_obj, adj_cost, used = _add_edges(i, n_top, top_obj, px, ox, off,
                                                          inv_speed, inc, bonus, adj_obj,
@@ -410,6 +438,7 @@ def _dual_bound(px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: floa
     n_c = cstart.size - 1
     cmin = np.empty(n_c)
     ub = np.empty(n_c)
+    rank = np.empty(n_c, np.int64)
     top_obj = np.empty(1, np.int64)
     top_val = np.empty(1)
     _refresh_cells(off, price, owner, lam, order, cstart, cmin)
@@ -422,7 +451,7 @@ def _dual_bound(px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: floa
             pmin = p
     for i in range(n_p):
         _search(i, 1, px, ox, off, inv_speed, inc, bonus, price, owner, lam, order, cstart,
-                clo, chi, cmin, ub, top_obj, top_val)
+                clo, chi, cmin, ub, rank, top_obj, top_val)
         best = top_val[0]
         if inc[i] >= 0:  # the bonus edge may beat its cell's bound
             v = -_cost(i, inc[i], px, ox, off, inv_speed, inc, bonus) - _peff(

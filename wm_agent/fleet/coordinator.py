@@ -57,7 +57,9 @@ class CoordinatorConfig:
         reassign_threshold_s: a busy drone switches task only if that saves more [s].
         arrive_radius_m: a drone this close to its pickup/dropoff has arrived [m].
         dense_max: up to this many drones and tasks the optimal dense solver runs; above it
-            the sparse one.
+            the auction.
+        auction_max: up to this many the auction (certified near-optimal) runs; above it
+            the multilevel solver (fast, busy drones keep their task).
         knn_k: starting candidate list per bidder of the auction (sparse) solver.
         priority_weight_s: travel time one priority step is worth [s].
         urgency_weight_s: travel time an imminent deadline is worth [s].
@@ -70,6 +72,7 @@ class CoordinatorConfig:
     reassign_threshold_s: float = 2.0
     arrive_radius_m: float = 0.3
     dense_max: int = 1500
+    auction_max: int = 4000
     knn_k: int = 16
     priority_weight_s: float = 0.05
     urgency_weight_s: float = 10.0
@@ -85,10 +88,10 @@ class CoordinatorConfig:
             value = getattr(self, name)
             if not (np.isfinite(value) and value >= 0.0):
                 raise ConfigError(f"CoordinatorConfig.{name} must be finite and ≥ 0, got {value}")
-        if self.dense_max < 1 or self.knn_k < 1:
+        if self.dense_max < 1 or self.knn_k < 1 or self.auction_max < self.dense_max:
             raise ConfigError(
-                f"CoordinatorConfig.dense_max and knn_k must be ≥ 1, got "
-                f"{self.dense_max}, {self.knn_k}"
+                f"CoordinatorConfig.dense_max and knn_k must be ≥ 1 and auction_max ≥ "
+                f"dense_max, got {self.dense_max}, {self.knn_k}, {self.auction_max}"
             )
 
 
@@ -398,7 +401,7 @@ class Coordinator:
         )
         match = solve(
             self._pos[eligible], q, off, self.layout.cruise_speed_mps,
-            dense_max=cfg.dense_max, k=cfg.knn_k,
+            dense_max=cfg.dense_max, auction_max=cfg.auction_max, k=cfg.knn_k,
             incumbent=incumbent, incumbent_bonus_s=cfg.reassign_threshold_s,
         )
         self._apply_matching(eligible, open_ids, incumbent, match, now)

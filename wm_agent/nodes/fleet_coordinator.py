@@ -50,6 +50,8 @@ class CoordinatorNodeConfig:
         default=1.0, metadata={"description": "speed for travel-time costs [m/s]"}
     )
     dense_max: int = field(default=1500, metadata={"description": "optimal solver up to this size"})
+    auction_max: int = field(default=4000, metadata={
+        "description": "auction (certified) up to this size, multilevel solver above"})
     knn_k: int = field(default=16, metadata={"description": "candidate tasks per drone (sparse solver)"})
     lockstep: bool = field(
         default=False, metadata={"description": "solve in-band on every fleet state, on its clock, and "
@@ -76,7 +78,8 @@ class CoordinatorNodeConfig:
         return CoordinatorConfig(
             solve_period_s=self.solve_period_s, lost_after_s=self.lost_after_s,
             reassign_threshold_s=self.reassign_threshold_s, arrive_radius_m=self.arrive_radius_m,
-            dense_max=self.dense_max, knn_k=self.knn_k, ledger_path=self.resolved_ledger(),
+            dense_max=self.dense_max, auction_max=self.auction_max,
+            knn_k=self.knn_k, ledger_path=self.resolved_ledger(),
         )
 
     def resolved_ledger(self) -> str:
