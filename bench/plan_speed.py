@@ -1,6 +1,6 @@
 """Planner speed: latency at batch 1, throughput at batch 1/100/1,000, GEMM fraction.
 
-    .venv/bin/python bench/plan_speed.py --model runs/plan/wm_small [--threads 1] [--quick]
+    .venv/bin/python bench/plan_speed.py [--model models/wm_plan] [--threads 1] [--quick]
 
 For every available backend (torch eager beside it in the same run):
 
@@ -77,7 +77,8 @@ def gemm_rate(model: torch.nn.Module, rows: int, reps: int = 3) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=Path, default=Path("models/wm_default"), help="model folder")
+    p.add_argument("--model", type=Path, default=Path("models/wm_plan"),
+                   help="model folder (default the shipped planning model)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for torch and onnxruntime")
     p.add_argument("--reps", type=int, default=50, help="timed calls at batch 1")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 100, 1000])

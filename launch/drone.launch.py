@@ -2,7 +2,7 @@
 
 Usage:
     ros2 launch wm_agent drone.launch.py namespace:=/drone_3 drone_id:=3 backend:=tensorrt \\
-        model:=/opt/wm_agent/models/wm_default engine_cache:=/var/cache/wm_agent
+        model:=/opt/wm_agent/models/wm_plan engine_cache:=/var/cache/wm_agent
 
 The planner takes `<namespace>/odom` (nav_msgs/Odometry) and `<namespace>/goal`
 (geometry_msgs/PoseStamped) and publishes `<namespace>/cmd_vel` (geometry_msgs/TwistStamped)
@@ -29,7 +29,7 @@ ARGUMENTS = [
         description="planner backend: tensorrt (Jetson/GPU) | onnxruntime (CPU) | torch | classical",
     ),
     DeclareLaunchArgument(
-        "model", default_value="", description="world-model folder ('' = the installed wm_default)"
+        "model", default_value="", description="planning world-model folder ('' = the installed wm_plan)"
     ),
     DeclareLaunchArgument(
         "engine_cache", default_value="",

@@ -215,3 +215,14 @@ def test_stagger_step_shifts_the_others() -> None:
     np.testing.assert_array_equal(out[0, :3], plans[0, 1:])
     np.testing.assert_array_equal(out[2, 3], plans[2, 3])
     assert np.isinf(clear).all()
+
+
+def test_noise_bank_windows_are_standard_normal_and_differ_per_call() -> None:
+    pl = planner_for(toy_model())
+    a, b = pl.draw_noise(4), pl.draw_noise(4)
+    assert a.shape == b.shape == pl.noise_shape(4) and a.dtype == np.float32
+    assert not np.array_equal(a, b)
+    pooled = np.concatenate([pl.draw_noise(4).ravel() for _ in range(50)])
+    assert abs(pooled.mean()) < 0.05 and abs(pooled.std() - 1.0) < 0.05
+    big = pl.draw_noise(pl._bank.size // (4 * int(np.prod(pl.noise_shape(1)))) + 1)
+    assert big.shape[0] > 1 and np.isfinite(big).all()  # more than a quarter: fresh draws

@@ -1,19 +1,23 @@
-"""The shipped model in models/wm_default: its card verifies, it loads on every available
-backend, the backends agree, and the card's measured quality meets the issue's target."""
+"""The shipped models (models/wm_default, the accurate one; models/wm_plan, the planners'
+small one): cards verify, they load on every available backend, the backends agree, and each
+card's measured quality meets the issue's target."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from wm_agent.world_model.artifacts import default_model_dir, load_model
+from wm_agent.world_model.artifacts import PLAN_MODEL, default_model_dir, load_model
 from wm_agent.world_model.runtime import available_backends, open_runtime
 
-MODEL = default_model_dir()
+MODELS = [default_model_dir(), default_model_dir(PLAN_MODEL)]
 
 
-def test_card_hashes_verify_and_quality_target_is_recorded() -> None:
-    model, card = load_model(MODEL)  # raises ModelError on any hash mismatch
+@pytest.mark.parametrize("folder", MODELS, ids=lambda p: p.name)
+def test_card_hashes_verify_and_quality_target_is_recorded(folder: Path) -> None:
+    model, card = load_model(folder)  # raises ModelError on any hash mismatch
     assert card["files"], "the card lists the model's files with their SHA-256"
     assert {"weights.safetensors", "encoder.onnx", "dynamics.onnx"} <= set(card["files"])
     ev = card["metrics"]["evaluation"]
@@ -26,11 +30,12 @@ def test_card_hashes_verify_and_quality_target_is_recorded() -> None:
     assert sum(p.numel() for p in model.parameters()) < 2_000_000
 
 
+@pytest.mark.parametrize("folder", MODELS, ids=lambda p: p.name)
 @pytest.mark.parametrize("backend", [b for b in available_backends() if b != "torch"])
-def test_backends_agree_with_torch_on_the_shipped_model(backend: str) -> None:
+def test_backends_agree_with_torch_on_the_shipped_model(backend: str, folder: Path) -> None:
     rng = np.random.default_rng(0)
-    ref = open_runtime("torch", MODEL)
-    other = open_runtime(backend, MODEL)
+    ref = open_runtime("torch", folder)
+    other = open_runtime(backend, folder)
     obs = rng.normal(size=(33, ref.obs_dim)).astype(np.float32)
     act = rng.uniform(-1, 1, size=(33, 4)).astype(np.float32)
     z_ref = ref.encode(obs).z

@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend", choices=("onnxruntime", "torch", "tensorrt", "classical"), default="onnxruntime",
         help="fleet planner backend (default onnxruntime; classical = PID baseline)",
     )
-    p.add_argument("--model", default="", help="world-model folder (default: the shipped model)")
+    p.add_argument("--model", default="", help="planning world-model folder (default: the shipped wm_plan)")
     p.add_argument("--task-rate", type=float, default=0.0,
                    help="task arrivals per minute (default: the scenario's)")
     p.add_argument("--faults", action="store_true",

@@ -12,7 +12,7 @@ from wm_agent.planning.fleet_control import FleetControlConfig, FleetController
 from wm_agent.planning.mppi import FLEET, FULL, Planner
 from wm_agent.planning.safety import Envelope, SafetyConfig, SafetyFilter
 from wm_agent.sim.scenario import Scenario, load_scenario
-from wm_agent.world_model.artifacts import default_model_dir
+from wm_agent.world_model.artifacts import default_plan_model_dir
 
 BACKENDS = ("onnxruntime", "torch", "tensorrt", "classical")
 PRESETS = {"fleet": FLEET, "full": FULL}
@@ -25,7 +25,9 @@ class PlannerNodeConfig:
     backend: str = field(
         default="onnxruntime", metadata={"description": "onnxruntime | torch | tensorrt | classical (PID)"}
     )
-    model_path: str = field(default="", metadata={"description": "model folder ('' = shipped model)"})
+    model_path: str = field(
+        default="", metadata={"description": "model folder ('' = the shipped planning model wm_plan)"}
+    )
     engine_cache: str = field(
         default="", metadata={"description": "plan-graph / TensorRT engine cache folder ('' = default)"}
     )
@@ -55,7 +57,7 @@ class PlannerNodeConfig:
 def build_controller(cfg: PlannerNodeConfig) -> tuple[Scenario, FleetController]:
     """Scenario + planner (or PID) + safety filter, as the parameters say."""
     scenario = load_scenario(cfg.scenario, drones=cfg.drones or None)
-    folder = Path(cfg.model_path) if cfg.model_path else default_model_dir()
+    folder = Path(cfg.model_path) if cfg.model_path else default_plan_model_dir()
     planner: Planner | None = None
     envelope = None
     if cfg.backend != "classical":

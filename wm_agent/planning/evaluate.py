@@ -13,7 +13,7 @@ time limit, no collision), mean time to goal [s] and path length [m] of the succ
 collisions, min clearance to shelves/walls/other drones while flying [m], safety-filter
 substitutions, and mean planning latency [ms].
 
-    python -m wm_agent.planning.evaluate --model models/wm_default --drones 6
+    python -m wm_agent.planning.evaluate --model models/wm_plan --drones 6
 """
 
 from __future__ import annotations
@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Closed-loop goal reaching in the warehouse: latent planner (+ safety filter) "
         "vs PID, same starts/goals/seed; prints a table.",
     )
-    p.add_argument("--model", type=Path, default=None, help="model folder (default models/wm_default)")
+    p.add_argument("--model", type=Path, default=None, help="model folder (default models/wm_plan)")
     p.add_argument("--backend", default="onnxruntime", help="planner backend (default onnxruntime)")
     p.add_argument("--drones", type=int, default=d.drones, help=f"drones (default {d.drones})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"sim seed (default {d.seed})")
@@ -299,7 +299,7 @@ def evaluate_main(argv: list[str] | None = None) -> int:
             pc = replace(EVAL_CONFIG, samples=ns.samples, elites=ns.elites or max(2, ns.samples // 8),
                          iterations=ns.iterations, action_space=space).with_scenario(sc)
             planner = open_planner(ns.backend, ns.model, pc, PlannerOptions(threads=1, seed=ns.seed))
-            folder = ns.model or Path("models/wm_default")
+            folder = ns.model or Path("models/wm_plan")
             try:
                 env = Envelope.from_card(folder)
             except WmAgentError:

@@ -268,15 +268,15 @@ def plan_backend_status() -> dict[str, str]:
 
 def open_planner(backend: str, model_folder: Path | str | None = None,
                  config: PlannerConfig | None = None, options: PlannerOptions | None = None) -> Planner:
-    """Open a planner on a model folder (default ``<share>/models/wm_default``).
+    """Open a planner on a model folder (default ``<share>/models/wm_plan``).
 
     Raises:
         ModelError: unknown backend (lists the known ones), a backend that cannot run here (says
             why), a bad model folder, or a failed export/parity check.
     """
-    from wm_agent.world_model.artifacts import default_model_dir
+    from wm_agent.world_model.artifacts import default_plan_model_dir
 
     if backend not in PLAN_BACKENDS:
         raise ModelError(f"planner backend {backend!r} is unknown; choose one of {sorted(PLAN_BACKENDS)}")
-    folder = Path(model_folder) if model_folder else default_model_dir()
+    folder = Path(model_folder) if model_folder else default_plan_model_dir()
     return PLAN_BACKENDS[backend](folder, config or PlannerConfig(), options or PlannerOptions())

@@ -61,7 +61,8 @@ class FleetCommandOut(NamedTuple):
 
 
 class FleetController:
-    """Plans all flying drones of a fleet in one call; keeps warm starts per drone id."""
+    """Plans all flying drones of a fleet in one call; keeps warm starts per drone id (arrays
+    by row of a sorted id table: no per-drone Python work)."""
 
     def __init__(self, scenario: Any, planner: Planner | None, safety: SafetyFilter,
                  config: FleetControlConfig | None = None, pid: PidConfig | None = None) -> None:
@@ -71,8 +72,23 @@ class FleetController:
         self.obstacles = Obstacles.from_scenario(scenario)
         self.grid = NavGrid(scenario, self.config.route_clearance, self.config.cell)
         self.pid_config = pid or PidConfig()
-        self._plans: dict[int, NDArray[np.float32]] = {}
-        self._prev_cmd: dict[int, NDArray[np.float64]] = {}
+        h = planner.config.horizon if planner is not None else 1
+        self._ids = np.zeros(0, np.int64)  # sorted drone ids of the rows below
+        self._plans = np.zeros((0, h, 4), np.float32)  # warm starts (zeros = cold)
+        self._prev_cmd = np.zeros((0, 3))  # last safe velocity command [m/s]
+
+    def _rows(self, ids: NDArray[np.int64]) -> NDArray[np.intp]:
+        """Rows of ``ids`` in the warm-start tables; unknown ids get cold rows."""
+        new = np.setdiff1d(ids, self._ids)
+        if new.size:
+            all_ids = np.union1d(self._ids, new)
+            keep = np.searchsorted(all_ids, self._ids)
+            plans = np.zeros((all_ids.size, *self._plans.shape[1:]), np.float32)
+            prev = np.zeros((all_ids.size, 3))
+            plans[keep], prev[keep] = self._plans, self._prev_cmd
+            self._ids, self._plans, self._prev_cmd = all_ids, plans, prev
+        rows: NDArray[np.intp] = np.searchsorted(self._ids, ids)
+        return rows
 
     @property
     def backend(self) -> str:
@@ -102,7 +118,8 @@ class FleetController:
                 phases: NDArray[np.integer], has_goal: NDArray[np.bool_]) -> FleetCommandOut:
         """One planning step for N drones (arrays in map ENU, SI units)."""
         t0 = time.perf_counter()
-        ids = np.asarray(ids, np.int64)
+        id64: NDArray[np.int64] = np.asarray(ids, np.int64)
+        ids = id64
         p64: NDArray[np.float64] = np.asarray(pos, np.float64)
         pos = p64
         n = ids.size
@@ -112,7 +129,9 @@ class FleetController:
         yaw = np.zeros(n)
         subs = np.zeros(4, np.int64)
         rows = np.flatnonzero(fly)
+        table = self._rows(id64)
         if rows.size:
+            fr = table[rows]
             carrot = self.grid.carrots(pos[rows], target[rows], self.config.lookahead)
             ob = build_observations(
                 pos[rows], np.asarray(vel, np.float64)[rows], np.asarray(quat, np.float64)[rows],
@@ -120,15 +139,11 @@ class FleetController:
                 self.obstacles.boxes_max, floor_z=self.obstacles.floor_z,
                 ceiling_z=self.obstacles.ceiling_z,
             )
-            prev_cmd = np.stack([self._prev_cmd.get(int(i), np.zeros(3)) for i in ids[rows]])
+            prev_cmd = self._prev_cmd[fr]
             clearance = None
             if self.planner is not None:
-                h = self.planner.config.horizon
-                prev = np.stack([self._plans.get(int(i), np.zeros((h, 4), np.float32))
-                                 for i in ids[rows]])
-                r = self.planner.plan(ob.obs, pos[rows], carrot, prev, ob.valid)
-                for i, p in zip(ids[rows].tolist(), r.plan, strict=True):
-                    self._plans[i] = p
+                r = self.planner.plan(ob.obs, pos[rows], carrot, self._plans[fr], ob.valid)
+                self._plans[fr] = r.plan
                 cmd, yr, clearance = r.cmd_vel, r.yaw_rate, r.min_clearance
             else:
                 pid = PidController(rows.size, self.pid_config)
@@ -136,9 +151,8 @@ class FleetController:
             out = self.safety.apply(cmd, yr, ob.obs, ob.valid, prev_cmd, pos[rows], carrot, clearance)
             velocity[rows], yaw[rows] = out.cmd_vel, out.yaw_rate
             subs += out.counts
-            for i, c in zip(ids[rows].tolist(), out.cmd_vel, strict=True):
-                self._prev_cmd[i] = c
-        for i in ids[~fly].tolist():  # a drone that stops flying starts its next plan cold
-            self._plans.pop(i, None)
-            self._prev_cmd.pop(i, None)
+            self._prev_cmd[fr] = out.cmd_vel
+        idle = table[~fly]  # a drone that stops flying starts its next plan cold
+        self._plans[idle] = 0.0
+        self._prev_cmd[idle] = 0.0
         return FleetCommandOut(velocity, yaw, mode, (time.perf_counter() - t0) * 1e3, subs, rows.size)

@@ -170,6 +170,15 @@ def run_layers(layers: nn.Sequential | list[nn.Module], x: torch.Tensor, for_exp
     return x
 
 
+class CostContext(NamedTuple):
+    """Per-candidate cost inputs laid out (·, 1, N) (:meth:`PlanGraph.cost_context`)."""
+
+    pos: torch.Tensor  # (3, 1, N) start [m]
+    goal: torch.Tensor  # (3, 1, N) [m]
+    v_prev: torch.Tensor  # (3, 1, N) velocity command before the plan [m/s]
+    neighbours: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None  # r, v (K,3,1,N), mask
+
+
 def shift_plan(prev_plan: torch.Tensor) -> torch.Tensor:
     """Warm start: drop the executed first action, repeat the last. (B, H, A) → (B, H, A)."""
     return torch.cat([prev_plan[:, 1:], prev_plan[:, -1:]], dim=1)
@@ -191,9 +200,6 @@ class PlanGraph(nn.Module):
     fence_max: torch.Tensor  # (3,) [m]
     yaw_mask: torch.Tensor  # (4,)
     step_times: torch.Tensor  # (H,) [s]
-    w_z: torch.Tensor  # (L, Hd + Hh)
-    w_a: torch.Tensor  # (4, Hd + Hh)
-    b_in: torch.Tensor  # (Hd + Hh,)
 
     def __init__(self, model: WorldModel, config: PlannerConfig, action_spec: ActionSpec,
                  codec: nn.Module | None = None, obs_spec: ObservationSpec | None = None):
@@ -218,20 +224,7 @@ class PlanGraph(nn.Module):
         self.register_buffer("fence_min", torch.tensor(config.fence_min, dtype=torch.float32))
         self.register_buffer("fence_max", torch.tensor(config.fence_max, dtype=torch.float32))
         self.register_buffer("yaw_mask", torch.tensor([1.0, 1.0, 1.0, 1.0 if config.plan_yaw else 0.0]))
-        # Fused first layer of the dynamics and the transition head (both read [z, a]): one
-        # GEMM on z per step; the action part of every step is computed once per rollout.
-        dyn0, head0 = model.dynamics[0], model.transition_head[0]
-        if not (isinstance(dyn0, nn.Linear) and isinstance(head0, nn.Linear)):
-            raise ConfigError("planner: the dynamics and transition head must start with a Linear layer")
-        lat = model.config.latent_dim
-        w = torch.cat([dyn0.weight, head0.weight], 0).detach().clone()
-        self.split = int(dyn0.out_features)
-        self.register_buffer("w_z", w[:, :lat].t().contiguous())
-        self.register_buffer("w_a", w[:, lat:].t().contiguous())
-        self.register_buffer("b_in", torch.cat([dyn0.bias, head0.bias]).detach().clone())
-        self.dyn_rest = list(model.dynamics)[1:]
         self.for_export = False  # True while exporting: ONNX-friendly activations
-        self.head_rest = list(model.transition_head)[1:]
 
     @property
     def param_dim(self) -> int:
@@ -243,16 +236,23 @@ class PlanGraph(nn.Module):
     # -- search space ----------------------------------------------------------------------
     def to_actions(self, params: torch.Tensor) -> torch.Tensor:
         """(N, D) parameters → (N, H, 4) feasible normalised actions."""
+        return self.to_actions_t(params).permute(2, 1, 0)
+
+    def to_actions_t(self, params: torch.Tensor) -> torch.Tensor:
+        """(N, D) parameters → (4, H, N) feasible normalised actions, component-major (the
+        layout the costs use: broadcasts over long rows)."""
         h = self.config.horizon
         if self.codec is not None:
             a = self.codec.decode_plan(params)  # type: ignore[operator]
         else:
             a = params.reshape(-1, h, ACTION_DIM)
-        a = torch.clamp(a, -1.0, 1.0) * self.yaw_mask
+        a = torch.clamp(a.permute(2, 1, 0), -1.0, 1.0)  # (4, H, N)
+        v = a[0:3]
+        yaw = a[3:4] if self.config.plan_yaw else torch.zeros_like(a[3:4])
         limit = self.config.max_plan_speed / self.max_speed
-        speed = torch.linalg.vector_norm(a[..., 0:3], dim=-1, keepdim=True)
+        speed = torch.sqrt((v**2).sum(0, keepdim=True))
         scale = torch.clamp(limit / torch.clamp(speed, min=1e-6), max=1.0)
-        return torch.cat([a[..., 0:3] * scale, a[..., 3:4]], dim=-1)
+        return torch.cat([v * scale, yaw], dim=0)
 
     def to_params(self, plan: torch.Tensor) -> torch.Tensor:
         """(B, H, 4) actions → (B, D) parameters (latent: the autoencoder's encoding)."""
@@ -283,51 +283,79 @@ class PlanGraph(nn.Module):
             cost (N,), collision probability max over the plan (N,), predicted min clearance (N,)
             [m] (zeros unless ``decode``).
         """
+        ctx = self.cost_context(pos, goal, a_prev, nbs)
+        return self.rollout_cost_t(z, ctx, actions.permute(2, 1, 0), decode)
+
+    def cost_context(self, pos: torch.Tensor, goal: torch.Tensor, a_prev: torch.Tensor,
+                     nbs: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+                     ) -> CostContext:
+        """Per-candidate cost inputs, transposed once per plan: (N, ·) → (·, 1, N)."""
+        if nbs is not None and self.k_nb and self.config.w_neighbour:
+            nb: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = (
+                nbs[0].permute(1, 2, 0)[:, :, None, :],  # (K, 3, 1, N) [m]
+                nbs[1].permute(1, 2, 0)[:, :, None, :],  # (K, 3, 1, N) [m/s]
+                nbs[2].t()[:, None, :],  # (K, 1, N)
+            )
+        else:
+            nb = None
+        return CostContext(pos.t()[:, None, :], goal.t()[:, None, :],
+                           a_prev[:, 0:3].t()[:, None, :] * self.max_speed, nb)
+
+    def rollout_cost_t(self, z: torch.Tensor, ctx: CostContext, actions_t: torch.Tensor,
+                       decode: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`rollout_cost` with the inputs transposed (:meth:`cost_context`) and the
+        actions component-major: (4, H, N)."""
         c = self.config
         m = self.model
-        n, hor = actions.shape[0], c.horizon
-        # Latent rollout: only the sequential part (one fused GEMM on z per step).
-        # (H, N, F) so that step t is a contiguous block (cheap Gather on axis 0 in ONNX).
-        a_in = (actions.transpose(0, 1).reshape(hor * n, ACTION_DIM) @ self.w_a + self.b_in
-                ).reshape(hor, n, -1)
-        heads: list[torch.Tensor] = []
-        clear = torch.full_like(pos[:, 0], 1e3)
+        hor = c.horizon
+        actions = actions_t.permute(1, 2, 0)  # (H, N, 4): step t is a contiguous block
+        # Latent rollout: per step one [z, a] input feeds the dynamics (sequential) and, after
+        # the loop, the transition head (the world model's own layers: WorldModel.step's math).
+        inputs: list[torch.Tensor] = []
+        latents: list[torch.Tensor] = []
         for t in range(hor):
-            x = z @ self.w_z + a_in[t]
-            heads.append(run_layers(self.head_rest, x[:, self.split:], self.for_export))
-            z = m.norm(z + run_layers(self.dyn_rest, x[:, :self.split], self.for_export))
-            if decode:
-                obs = m.decode(z)
-                seen = torch.minimum(obs[:, self.sect].amin(-1), obs[:, self.up])
-                clear = torch.minimum(clear, seen)
-        # Costs of all steps at once on (N, H, ·) tensors (few large ops instead of many small).
-        h = torch.stack(heads, dim=1)  # (N, H, 5)
-        offset = torch.cumsum(h[..., 0:3] * m.dpos_std, dim=1)  # (N, H, 3) [m]
-        p = pos[:, None] + offset
-        prob = torch.sigmoid(h[..., 4])
-        dist = torch.linalg.vector_norm(p - goal[:, None], dim=-1)
+            x = torch.cat([z, actions[t]], dim=-1)
+            inputs.append(x)
+            z = m.norm(z + run_layers(m.dynamics, x, self.for_export))
+            latents.append(z)
+        if decode:  # predicted clearance: decode all H latents at once
+            obs = m.decode(torch.stack(latents, dim=0))  # (H, N, Dobs)
+            seen = torch.minimum(obs[..., self.sect].amin(-1), obs[..., self.up])  # (H, N)
+            clear = seen.amin(0)
+        else:
+            clear = torch.zeros_like(z[:, 0])
+        # Costs of all steps at once, laid out (·, H, N) with the N candidates innermost: every
+        # broadcast then runs over long contiguous rows (ONNX Runtime's broadcasting loops over
+        # the innermost span; with (N, H, 3) tensors that span was 3 and the costs dominated).
+        h = run_layers(m.transition_head, torch.stack(inputs, dim=0), self.for_export
+                       ).permute(2, 0, 1)  # (5, H, N): the head on all H steps at once
+        offset = torch.cumsum(h[0:3] * m.dpos_std[:, None, None], dim=1)  # (3, H, N) [m]
+        p = ctx.pos + offset
+        prob = torch.sigmoid(h[4])  # (H, N)
+        dist = torch.sqrt(((p - ctx.goal) ** 2).sum(0))  # (H, N) [m]
         per_step = c.w_goal * dist + c.w_collision * prob
         if c.w_progress:
-            per_step = per_step - c.w_progress * h[..., 3] * m.progress_std[0]
+            per_step = per_step - c.w_progress * h[3] * m.progress_std[0]
         if c.w_fence:
-            out = torch.relu(self.fence_min - p) + torch.relu(p - self.fence_max)
-            per_step = per_step + c.w_fence * out.sum(-1)
-        v = actions[..., 0:3] * self.max_speed  # (N, H, 3) [m/s]
+            out = (torch.relu(self.fence_min[:, None, None] - p)
+                   + torch.relu(p - self.fence_max[:, None, None]))
+            per_step = per_step + c.w_fence * out.sum(0)
+        v = actions_t[0:3] * self.max_speed  # (3, H, N) [m/s]
         if c.w_smooth:
-            dv = v - torch.cat([a_prev[:, None, 0:3] * self.max_speed, v[:, :-1]], dim=1)
-            per_step = per_step + c.w_smooth * (dv**2).sum(-1)
+            dv = v - torch.cat([ctx.v_prev, v[:, :-1]], dim=1)
+            per_step = per_step + c.w_smooth * (dv**2).sum(0)
         if c.w_speed:
-            per_step = per_step + c.w_speed * (v**2).sum(-1)
-        if nbs is not None and self.k_nb and c.w_neighbour:
+            per_step = per_step + c.w_speed * (v**2).sum(0)
+        if ctx.neighbours is not None:
+            r_k, v_k, mask = ctx.neighbours
             times = self.step_times[:hor]  # (H,) [s]
             # Neighbour k at step t relative to the start: r_k + v_k·t; me: offset_t.
-            rel = (nbs[0][:, None] + nbs[1][:, None] * times[None, :, None, None]
-                   - offset[:, :, None])  # (N, H, K, 3)
-            gap = torch.relu(c.neighbour_margin - torch.linalg.vector_norm(rel, dim=-1))
-            per_step = per_step + c.w_neighbour * (nbs[2][:, None] * gap**2).sum(-1)
-        cost = per_step.sum(1) + c.w_terminal * dist[:, -1]
-        risk = prob.amax(1)
-        return cost, risk, clear if decode else torch.zeros_like(cost)
+            rel = r_k + v_k * times[None, None, :, None] - offset[None]  # (K, 3, H, N)
+            gap = torch.relu(c.neighbour_margin - torch.sqrt((rel**2).sum(1)))  # (K, H, N)
+            per_step = per_step + c.w_neighbour * (mask * gap**2).sum(0)
+        cost = per_step.sum(0) + c.w_terminal * dist[-1]
+        risk = prob.amax(0)
+        return cost, risk, clear
 
     def forward(self, obs: torch.Tensor, pos: torch.Tensor, goal: torch.Tensor,
                 prev_plan: torch.Tensor, noise: torch.Tensor
@@ -345,6 +373,7 @@ class PlanGraph(nn.Module):
         aps = a_prev[:, None].expand(b, s, ACTION_DIM).reshape(b * s, ACTION_DIM)
         nbs = self.neighbours(obs)
         nbs_s = tuple(x[:, None].expand(b, s, *x.shape[1:]).reshape(b * s, *x.shape[1:]) for x in nbs)
+        ctx_s = self.cost_context(ps, gs, aps, nbs_s)  # type: ignore[arg-type]
         # 2. Warm start: the previous plan shifted by one step; full exploration std.
         mean = self.to_params(shift_plan(prev_plan))
         std = torch.full_like(mean, c.max_std)
@@ -353,8 +382,8 @@ class PlanGraph(nn.Module):
             params = mean[:, None] + std[:, None] * noise[:, i]
             params = torch.cat([mean[:, None], params[:, 1:]], dim=1)  # (B, S, D)
             # 4. Decode/project and roll out all B·S candidates in one batch.
-            actions = self.to_actions(params.reshape(b * s, d))
-            cost, _, _ = self.rollout_cost(zs, ps, gs, aps, actions, nbs_s)  # type: ignore[arg-type]
+            actions = self.to_actions_t(params.reshape(b * s, d))
+            cost, _, _ = self.rollout_cost_t(zs, ctx_s, actions)
             cost = cost.reshape(b, s)
             # 5. Elites: the K lowest costs (TopK in ONNX).
             neg, idx = torch.topk(-cost, k, dim=1)
@@ -365,8 +394,10 @@ class PlanGraph(nn.Module):
             std = torch.sqrt((w * (elite - mean[:, None]) ** 2).sum(1) + 1e-12)
             std = torch.clamp(std, c.min_std, c.max_std)
         # 7. The plan is the mean; score it once more with the decoder for the clearance.
-        plan = self.to_actions(mean)
-        cost, risk, clear = self.rollout_cost(z, pos, goal, a_prev, plan, nbs, decode=True)
+        plan_t = self.to_actions_t(mean)
+        ctx = self.cost_context(pos, goal, a_prev, nbs)
+        cost, risk, clear = self.rollout_cost_t(z, ctx, plan_t, decode=True)
+        plan = plan_t.permute(2, 1, 0)
         return plan[:, 0], plan, cost, risk, clear
 
 
@@ -470,17 +501,23 @@ class Planner:
         action_spec: normalisation of actions. param_dim: D of the searched vector.
         obs_dim: observation size. seed: seed of the noise generator (``rng`` wins if given).
         rng: an explicit numpy generator.
+        noise_bank: size of a pool of standard-normal numbers drawn once; calls that need at
+            most a quarter of it take a window at a random offset (drawing 32 k normals costs
+            ~0.6 ms, a tenth of a batch-1 plan; the window costs microseconds). 0: draw fresh
+            noise every call.
     """
 
     def __init__(self, backend: PlanBackend, config: PlannerConfig, action_spec: ActionSpec,
                  param_dim: int, obs_dim: int = 51, seed: int = 0,
-                 rng: np.random.Generator | None = None):
+                 rng: np.random.Generator | None = None, noise_bank: int = 1 << 20):
         self.backend = backend
         self.config = config
         self.action_spec = action_spec
         self.param_dim = param_dim
         self.obs_dim = obs_dim
         self.rng = rng if rng is not None else np.random.default_rng(seed)
+        self._bank = (self.rng.standard_normal(noise_bank, dtype=np.float32) if noise_bank > 0
+                      else np.zeros(0, np.float32))
 
     @property
     def name(self) -> str:
@@ -493,8 +530,14 @@ class Planner:
         return (1 if c.shared_noise else batch, max(c.iterations, 1), c.samples, self.param_dim)
 
     def draw_noise(self, batch: int) -> NDArray[np.float32]:
-        """Noise for one call from the planner's generator."""
-        return self.rng.standard_normal(self.noise_shape(batch), dtype=np.float32)
+        """Noise for one call: a window of the noise bank at a random offset, or fresh draws
+        from the planner's generator when the call needs more than a quarter of the bank."""
+        shape = self.noise_shape(batch)
+        n = int(np.prod(shape))
+        if 0 < n <= self._bank.size // 4:
+            start = int(self.rng.integers(0, self._bank.size - n + 1))
+            return self._bank[start:start + n].reshape(shape)
+        return self.rng.standard_normal(shape, dtype=np.float32)
 
     def plan(
         self,

@@ -25,14 +25,36 @@ CARD_FORMAT = "wm_agent.world_model_card"
 CARD_VERSION = 1
 
 
-def default_model_dir() -> Path:
-    """``<share>/models/wm_default`` (the checkout's ``models/wm_default`` in a source tree)."""
+def default_model_dir(name: str = "wm_default") -> Path:
+    """``<share>/models/<name>`` (the checkout's ``models/<name>`` in a source tree)."""
     try:
         from wm_agent.paths import share_dir
 
-        return share_dir() / "models" / "wm_default"
+        return share_dir() / "models" / name
     except Exception:
-        return Path("models") / "wm_default"
+        return Path("models") / name
+
+
+PLAN_MODEL = "wm_plan"
+"""The shipped planning model: a small world model (ReLU, no LayerNorm) the planners fly with;
+``wm_default`` is the accurate one (evaluation, replay). See docs/PLANNER.md."""
+
+
+def default_plan_model_dir() -> Path:
+    """``<share>/models/wm_plan``: the planners' default model."""
+    return default_model_dir(PLAN_MODEL)
+
+
+def architecture_description(config: Any) -> str:
+    """One line for the card: which MLP blocks, latent normalisation and heads."""
+    def block(norm: bool) -> str:
+        return ("LayerNorm+" if norm else "") + str(config.activation).capitalize()
+
+    latent = "SimNorm latent" if config.simnorm_group else "latent"
+    dyn_ln = config.layer_norm if config.dynamics_layer_norm is None else config.dynamics_layer_norm
+    return (f"encoder MLP ({block(config.layer_norm)}) -> {latent}; residual latent dynamics "
+            f"({block(dyn_ln)}); transition head (dpos, progress, collision "
+            "logit); decoder z' -> next obs")
 
 
 def file_entry(path: Path) -> dict[str, Any]:
@@ -150,8 +172,7 @@ def save_model(model: WorldModel, folder: Path | str, card: dict[str, Any]) -> d
             "config": cfg,
             "parameters": parameter_count(model),
             "weights_bytes": None,
-            "description": "encoder MLP (LayerNorm+Mish) -> SimNorm latent; residual latent "
-            "dynamics; transition head (dpos, progress, collision logit); decoder z' -> next obs",
+            "description": architecture_description(model.config),
         },
         **card,
     }

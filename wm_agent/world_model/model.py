@@ -31,6 +31,13 @@ class WorldModelConfig:
         head_hidden: width of the transition-head and decoder MLPs.
         simnorm_group: SimNorm group size (softmax over groups of this size; 0 = off).
         obs_clip: normalised observations are clipped to ±obs_clip.
+        activation: hidden activation, ``"mish"`` (TD-MPC2) or ``"relu"`` (a planning model:
+            ONNX Runtime fuses it into the GEMM).
+        layer_norm: LayerNorm after every hidden Linear of the encoder, heads and decoder
+            (TD-MPC2).
+        dynamics_layer_norm: the same in the latent dynamics MLP, the only part a planner
+            runs once per rollout step (off in the planning model: it is ~20 % of a fleet plan);
+            None (cards without the key): as ``layer_norm``.
     """
 
     obs_dim: int = 51
@@ -42,8 +49,16 @@ class WorldModelConfig:
     head_hidden: int = 128
     simnorm_group: int = 8
     obs_clip: float = 10.0
+    activation: str = "mish"
+    layer_norm: bool = True
+    dynamics_layer_norm: bool | None = None
 
     def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(
+                f"world model config: activation: expected one of {sorted(ACTIVATIONS)}, "
+                f"got {self.activation!r}"
+            )
         for name in ("obs_dim", "action_dim", "latent_dim", "hidden_dim", "encoder_layers",
                      "dynamics_layers", "head_hidden"):
             if int(getattr(self, name)) < 1:
@@ -76,14 +91,16 @@ class WorldModelConfig:
 class SimNorm(nn.Module):
     """Simplicial normalisation (TD-MPC2): softmax over consecutive groups of ``group`` entries."""
 
-    def __init__(self, group: int):
+    def __init__(self, group: int, dim: int | None = None):
         super().__init__()
         self.group = group
+        self.dim = dim  # L when known: 2-D inputs reshape back to a constant (-1, L) in ONNX
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape
-        x = x.reshape(*shape[:-1], shape[-1] // self.group, self.group)
-        return F.softmax(x, dim=-1).reshape(shape)
+        y = F.softmax(x.reshape(-1, self.group), dim=-1)
+        if self.dim is not None and x.dim() == 2:
+            return y.reshape(-1, self.dim)
+        return y.reshape(x.shape)
 
 
 class Mish(nn.Module):
@@ -94,12 +111,19 @@ class Mish(nn.Module):
         return x * torch.tanh(F.softplus(x))
 
 
-def mlp(inp: int, hidden: int, layers: int, out: int) -> nn.Sequential:
-    """``layers`` × (Linear → LayerNorm → Mish), then a Linear to ``out``."""
+ACTIVATIONS: dict[str, type[nn.Module]] = {"mish": Mish, "relu": nn.ReLU}
+
+
+def mlp(inp: int, hidden: int, layers: int, out: int, activation: str = "mish",
+        layer_norm: bool = True) -> nn.Sequential:
+    """``layers`` × (Linear → LayerNorm → activation), then a Linear to ``out``."""
     mods: list[nn.Module] = []
     width = inp
     for _ in range(layers):
-        mods += [nn.Linear(width, hidden), nn.LayerNorm(hidden), Mish()]
+        mods.append(nn.Linear(width, hidden))
+        if layer_norm:
+            mods.append(nn.LayerNorm(hidden))
+        mods.append(ACTIVATIONS[activation]())
         width = hidden
     mods.append(nn.Linear(width, out))
     return nn.Sequential(*mods)
@@ -138,11 +162,15 @@ class WorldModel(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        self.encoder = mlp(c.obs_dim, c.hidden_dim, c.encoder_layers, c.latent_dim)
-        self.dynamics = mlp(c.latent_dim + c.action_dim, c.hidden_dim, c.dynamics_layers, c.latent_dim)
-        self.transition_head = mlp(c.latent_dim + c.action_dim, c.head_hidden, 1, 5)
-        self.decoder = mlp(c.latent_dim, c.head_hidden, 1, c.obs_dim)
-        self.norm: nn.Module = SimNorm(c.simnorm_group) if c.simnorm_group else nn.Identity()
+        act, ln = c.activation, c.layer_norm
+        self.encoder = mlp(c.obs_dim, c.hidden_dim, c.encoder_layers, c.latent_dim, act, ln)
+        self.dynamics = mlp(c.latent_dim + c.action_dim, c.hidden_dim, c.dynamics_layers,
+                            c.latent_dim, act,
+                            ln if c.dynamics_layer_norm is None else c.dynamics_layer_norm)
+        self.transition_head = mlp(c.latent_dim + c.action_dim, c.head_hidden, 1, 5, act, ln)
+        self.decoder = mlp(c.latent_dim, c.head_hidden, 1, c.obs_dim, act, ln)
+        self.norm: nn.Module = (SimNorm(c.simnorm_group, c.latent_dim) if c.simnorm_group
+                                  else nn.Identity())
         # Normalisation buffers (set from data by train.fit_normaliser).
         self.register_buffer("obs_mean", torch.zeros(c.obs_dim))
         self.register_buffer("obs_std", torch.ones(c.obs_dim))

@@ -450,6 +450,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=d.patience, help="early-stopping epochs")
     p.add_argument("--latent-dim", type=int, default=m.latent_dim)
     p.add_argument("--hidden-dim", type=int, default=m.hidden_dim)
+    p.add_argument("--head-hidden", type=int, default=m.head_hidden,
+                   help="width of the transition-head and decoder MLPs")
+    p.add_argument("--activation", choices=["mish", "relu"], default=m.activation,
+                   help="hidden activation (relu: the planning model)")
+    p.add_argument("--no-layer-norm", action="store_true",
+                   help="no LayerNorm after the encoder's, heads' and decoder's hidden layers")
+    p.add_argument("--no-dynamics-layer-norm", action="store_true",
+                   help="no LayerNorm in the latent dynamics MLP (the planning model)")
     p.add_argument("--allow-mismatch", action="store_true",
                    help="accept a dataset of another spec version / scenario")
     p.add_argument("--no-progress", action="store_true")
@@ -465,7 +473,10 @@ def train_main(argv: list[str] | None = None) -> int:
             base, seed=ns.seed, threads=ns.threads, epochs=ns.epochs,
             steps_per_epoch=ns.steps_per_epoch, batch_size=ns.batch_size, horizon=ns.horizon,
             lr=ns.lr, patience=ns.patience,
-            model=replace(base.model, latent_dim=ns.latent_dim, hidden_dim=ns.hidden_dim),
+            model=replace(base.model, latent_dim=ns.latent_dim, hidden_dim=ns.hidden_dim,
+                          head_hidden=ns.head_hidden, activation=ns.activation,
+                          layer_norm=not ns.no_layer_norm,
+                          dynamics_layer_norm=not ns.no_dynamics_layer_norm),
         )
         ds = load_dataset(ns.data, allow_mismatch=ns.allow_mismatch)
         out = ns.out or default_model_dir()
