@@ -44,6 +44,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
+from wm_agent.fleet.cells import chunked_cells
+
 _numba: Any = importlib.import_module("numba") if importlib.util.find_spec("numba") else None
 HAVE_NUMBA = _numba is not None
 
@@ -476,16 +478,7 @@ def _object_cells(xyz: FloatArray, offsets: FloatArray, per_cell: float, chunk: 
     nx, ny = int(ext[0] // h) + 1, int(ext[1] // h) + 1
     ij = np.minimum(((xyz[:, :2] - lo) // h).astype(np.int64), [nx - 1, ny - 1])
     grid = ij[:, 0] * ny + ij[:, 1]
-    order = np.lexsort((offsets, grid)).astype(np.int64)
-    g = grid[order]
-    first = np.ones(n, dtype=bool)
-    first[1:] = g[1:] != g[:-1]
-    run_start = np.flatnonzero(first)
-    rank = np.arange(n) - np.repeat(run_start, np.diff(np.append(run_start, n)))
-    new = first | (rank % chunk == 0)
-    start = np.append(np.flatnonzero(new), n).astype(np.int64)
-    cell_of = np.empty(n, np.int64)
-    cell_of[order] = np.cumsum(new) - 1
+    order, start, cell_of = chunked_cells(grid, offsets, chunk)
     sx = xyz[order]
     return (cell_of, order, start, np.minimum.reduceat(sx, start[:-1], axis=0),
             np.maximum.reduceat(sx, start[:-1], axis=0))

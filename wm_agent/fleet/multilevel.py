@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
 
 from wm_agent.errors import FleetError
+from wm_agent.fleet.cells import chunked_cells
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
@@ -62,17 +63,8 @@ def group_points(xyz: FloatArray, offsets: FloatArray, cell_m: float, chunk: int
           if np.isfinite(offset_bin_s) and n else np.zeros(n, np.int64))
     ijk = np.column_stack([ijk, ob])
     cell = np.ravel_multi_index(ijk.T, tuple(int(v) + 1 for v in ijk.max(axis=0)))
-    order = np.lexsort((offsets, cell)).astype(np.int64)
-    c = cell[order]
-    first = np.ones(n, dtype=bool)
-    first[1:] = c[1:] != c[:-1]
-    run_start = np.flatnonzero(first)
-    rank = np.arange(n) - np.repeat(run_start, np.diff(np.append(run_start, n)))
-    new = first | (rank % chunk == 0)
-    start = np.append(np.flatnonzero(new), n).astype(np.int64)
+    order, start, of = chunked_cells(cell.astype(np.int64), offsets, chunk)
     counts = np.diff(start).astype(np.float64)
-    of = np.empty(n, np.int64)
-    of[order] = np.cumsum(new) - 1
     centroid = np.add.reduceat(xyz[order], start[:-1], axis=0) / counts[:, None]
     mean_offset = np.add.reduceat(offsets[order], start[:-1]) / counts
     return Groups(of, order, start, centroid, mean_offset)
