@@ -68,6 +68,18 @@ def test_state_is_a_read_only_snapshot() -> None:
     assert int(StatusFlag.ARMED) & int(sim.state().status[0])
 
 
+@pytest.mark.parametrize("fidelity", ["fleet", "motor"])
+def test_attitude_of_some_drones_equals_the_snapshot_rows(fidelity: str) -> None:
+    sim = make_simulator(load_scenario("warehouse", drones=4), fidelity)
+    for _ in range(30):  # yaw and tilt a little
+        sim.step(np.tile([0.5, -0.3, 0.4], (4, 1)), np.array([0.5, 0.0, -0.5, 1.0]), np.ones(4, bool))
+    rows = np.array([3, 1])
+    q = sim.attitude(rows)
+    np.testing.assert_array_equal(q, sim.state().quat[rows])
+    q[:] = 0.0  # a copy: the sim is untouched
+    assert np.abs(sim.state().quat[rows]).sum() > 0
+
+
 def test_unknown_fidelity_is_a_config_error() -> None:
     assert set(FIDELITIES) == {"fleet", "motor"}
     with pytest.raises(ConfigError, match=r"unknown fidelity 'rotor'.*\['fleet', 'motor'\]"):

@@ -165,7 +165,7 @@ class SimBridge(Node):
         v = np.array([msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z], dtype=np.float64)
         if msg.header.frame_id.endswith("base_link"):
             # body-frame setpoint: rotate into the world frame with the drone's attitude
-            q = self.sim.state().quat[drone : drone + 1]
+            q = self.sim.attitude(np.array([drone]))
             v = _rotate(q, v[None])[0]
         self.commands.submit(
             np.array([drone]), v[None], np.array([msg.twist.angular.z]),

@@ -148,6 +148,9 @@ class FleetSimulator(Protocol):
     def state(self) -> FleetStateArrays:
         """Read-only snapshot of the fleet."""
 
+    def attitude(self, rows: NDArray[np.intp]) -> NDArray[np.float64]:
+        """(k, 4) attitude quaternions (x, y, z, w) of the drones at ``rows`` (copies)."""
+
     def drain_events(self) -> list[SimEvent]:
         """Events since the last call, in time order."""
 
@@ -360,6 +363,11 @@ class Simulator:
             self._armed[idx] = False
             self._on_ground[idx] = True
             self.physics.settle(self.body, idx)
+
+    def attitude(self, rows: NDArray[np.intp]) -> NDArray[np.float64]:
+        """(k, 4) attitude quaternions of the drones at ``rows`` (copies; no fleet snapshot)."""
+        out: NDArray[np.float64] = self.body.quat[rows].copy()
+        return out
 
     def state(self) -> FleetStateArrays:
         """Read-only snapshot (copies)."""
