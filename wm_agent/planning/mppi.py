@@ -318,17 +318,18 @@ class PlanGraph(nn.Module):
             inputs.append(x)
             z = m.norm(z + run_layers(m.dynamics, x, self.for_export))
             latents.append(z)
-        if decode:  # predicted clearance: decode all H latents at once
-            obs = m.decode(torch.stack(latents, dim=0))  # (H, N, Dobs)
-            seen = torch.minimum(obs[..., self.sect].amin(-1), obs[..., self.up])  # (H, N)
-            clear = seen.amin(0)
+        if decode:  # predicted clearance: decode all H latents at once, as (H·N) rows
+            obs = m.decode(torch.cat(latents, dim=0))  # (H·N, Dobs)
+            seen = torch.minimum(obs[:, self.sect].amin(-1), obs[:, self.up])  # (H·N,)
+            clear = seen.reshape(hor, -1).amin(0)
         else:
             clear = torch.zeros_like(z[:, 0])
         # Costs of all steps at once, laid out (·, H, N) with the N candidates innermost: every
         # broadcast then runs over long contiguous rows (ONNX Runtime's broadcasting loops over
         # the innermost span; with (N, H, 3) tensors that span was 3 and the costs dominated).
-        h = run_layers(m.transition_head, torch.stack(inputs, dim=0), self.for_export
-                       ).permute(2, 0, 1)  # (5, H, N): the head on all H steps at once
+        # the head on all H steps at once, as (H·N) rows: 2-D GEMMs that fuse their ReLU
+        h = run_layers(m.transition_head, torch.cat(inputs, dim=0), self.for_export)
+        h = h.reshape(hor, -1, h.shape[-1]).permute(2, 0, 1)  # (5, H, N)
         offset = torch.cumsum(h[0:3] * m.dpos_std[:, None, None], dim=1)  # (3, H, N) [m]
         p = ctx.pos + offset
         prob = torch.sigmoid(h[4])  # (H, N)
