@@ -308,13 +308,13 @@ class PlanGraph(nn.Module):
         c = self.config
         m = self.model
         hor = c.horizon
-        actions = actions_t.permute(1, 2, 0)  # (H, N, 4): step t is a contiguous block
+        steps = actions_t.permute(1, 2, 0).contiguous().unbind(0)  # H × (N, 4)
         # Latent rollout: per step one [z, a] input feeds the dynamics (sequential) and, after
         # the loop, the transition head (the world model's own layers: WorldModel.step's math).
         inputs: list[torch.Tensor] = []
         latents: list[torch.Tensor] = []
         for t in range(hor):
-            x = torch.cat([z, actions[t]], dim=-1)
+            x = torch.cat([z, steps[t]], dim=-1)
             inputs.append(x)
             z = m.norm(z + run_layers(m.dynamics, x, self.for_export))
             latents.append(z)
