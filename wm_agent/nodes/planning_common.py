@@ -38,6 +38,9 @@ class PlannerNodeConfig:
     seed: int = field(default=0, metadata={"description": "planner noise seed"})
     threads: int = field(default=1, metadata={"description": "inference threads"})
     cruise_altitude: float = field(default=1.0, metadata={"description": "altitude of home goals [m]"})
+    pad_zone_speed: float = field(
+        default=1.0, metadata={"description": "speed limit over the home-pad field [m/s] (0 = off)"}
+    )
     lockstep: bool = field(
         default=False, metadata={"description": "fleet_planner: answer a fleet state only with the "
                                  "assignments stamped with it (deterministic lockstep runs)"}
@@ -50,6 +53,8 @@ class PlannerNodeConfig:
             raise ConfigError(f"planner: preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
         if self.replan_every < 1 or self.threads < 1 or self.drones < 0:
             raise ConfigError("planner: replan_every and threads must be >= 1, drones >= 0")
+        if not (math.isfinite(self.pad_zone_speed) and self.pad_zone_speed >= 0):
+            raise ConfigError(f"planner: pad_zone_speed must be >= 0, got {self.pad_zone_speed}")
         if not (math.isfinite(self.cruise_altitude) and self.cruise_altitude > 0):
             raise ConfigError(f"planner: cruise_altitude must be > 0, got {self.cruise_altitude}")
 
@@ -68,5 +73,6 @@ def build_controller(cfg: PlannerNodeConfig) -> tuple[Scenario, FleetController]
         envelope = Envelope.from_card(folder)
     safety = SafetyFilter(SafetyConfig.from_airframe(scenario.airframe), envelope)
     control = FleetController(scenario, planner, safety,
-                              FleetControlConfig(cruise_altitude=cfg.cruise_altitude))
+                              FleetControlConfig(cruise_altitude=cfg.cruise_altitude,
+                                                 pad_zone_speed=cfg.pad_zone_speed))
     return scenario, control

@@ -3,8 +3,9 @@
 Per drone: no assignment → HOLD (stays on its pad); IDLE → LAND; TO_HOME → fly to the pad at
 cruise altitude, LAND once above it; TO_PICKUP / TO_DROPOFF → fly to the goal. Flying drones are
 planned together in ONE batched call of the world-model planner (or the PID baseline when the
-backend is "classical"), towards carrots on their global routes (`routes.NavGrid`), then the
-safety filter clamps, brakes and substitutes. Pure numpy/torch: no rclpy.
+backend is "classical"), towards carrots on their global routes (`routes.NavGrid`); over the
+home-pad field commands are capped at ``pad_zone_speed`` (drones land and take off 0.5 m
+apart there); then the safety filter clamps, brakes and substitutes. Pure numpy/torch: no rclpy.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ PHASE_IDLE, PHASE_TO_PICKUP, PHASE_TO_DROPOFF, PHASE_TO_HOME = 0, 1, 2, 3
 class FleetControlConfig:
     """Attributes: cruise_altitude [m] for home/pad goals; min_altitude [m] of any goal;
     land_radius [m] horizontal distance to the pad that starts a landing; lookahead [m] of the
-    route carrot; route_clearance [m] shelf inflation of the route grid; cell [m] route grid."""
+    route carrot; route_clearance [m] shelf inflation of the route grid; cell [m] route grid;
+    pad_zone_speed [m/s] speed limit over the home-pad field (grown by pad_zone_margin [m]),
+    where drones take off and land next to each other (0: off)."""
 
     cruise_altitude: float = 1.0
     min_altitude: float = 0.5
@@ -40,8 +43,13 @@ class FleetControlConfig:
     lookahead: float = 2.0
     route_clearance: float = 0.9
     cell: float = 0.25
+    pad_zone_speed: float = 1.0
+    pad_zone_margin: float = 0.5
 
     def __post_init__(self) -> None:
+        if not (np.isfinite(self.pad_zone_speed) and self.pad_zone_speed >= 0
+                and np.isfinite(self.pad_zone_margin) and self.pad_zone_margin >= 0):
+            raise ConfigError("fleet control: pad_zone_speed and pad_zone_margin must be >= 0")
         for name in ("cruise_altitude", "min_altitude", "land_radius", "lookahead", "cell"):
             if not (np.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise ConfigError(f"fleet control: {name} must be > 0, got {getattr(self, name)}")
@@ -72,10 +80,26 @@ class FleetController:
         self.obstacles = Obstacles.from_scenario(scenario)
         self.grid = NavGrid(scenario, self.config.route_clearance, self.config.cell)
         self.pid_config = pid or PidConfig()
+        pads = np.asarray(scenario.home_pads, np.float64)[:, :2]
+        self._pad_lo = pads.min(axis=0) - self.config.pad_zone_margin
+        self._pad_hi = pads.max(axis=0) + self.config.pad_zone_margin
         h = planner.config.horizon if planner is not None else 1
         self._ids = np.zeros(0, np.int64)  # sorted drone ids of the rows below
         self._plans = np.zeros((0, h, 4), np.float32)  # warm starts (zeros = cold)
         self._prev_cmd = np.zeros((0, 3))  # last safe velocity command [m/s]
+
+    def pad_zone_limit(self, pos: NDArray[np.float64], cmd: NDArray[np.float64]
+                       ) -> NDArray[np.float64]:
+        """Velocity commands (N, 3) [m/s] scaled to ``pad_zone_speed`` for drones over the pad
+        field (before the safety filter, so its acceleration limit smooths the change)."""
+        limit = self.config.pad_zone_speed
+        if limit <= 0.0:
+            return cmd
+        inside = np.all((pos[:, :2] >= self._pad_lo) & (pos[:, :2] <= self._pad_hi), axis=1)
+        speed = np.linalg.norm(cmd, axis=1)
+        scale = np.where(inside & (speed > limit), limit / np.maximum(speed, 1e-9), 1.0)
+        out: NDArray[np.float64] = cmd * scale[:, None]
+        return out
 
     def _rows(self, ids: NDArray[np.int64]) -> NDArray[np.intp]:
         """Rows of ``ids`` in the warm-start tables; unknown ids get cold rows."""
@@ -148,6 +172,7 @@ class FleetController:
             else:
                 pid = PidController(rows.size, self.pid_config)
                 cmd, yr = pid.command(pos[rows], carrot, ob.obs, WM_DT)
+            cmd = self.pad_zone_limit(pos[rows], cmd)
             out = self.safety.apply(cmd, yr, ob.obs, ob.valid, prev_cmd, pos[rows], carrot, clearance)
             velocity[rows], yaw[rows] = out.cmd_vel, out.yaw_rate
             subs += out.counts
