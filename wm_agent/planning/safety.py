@@ -183,6 +183,7 @@ class SafetyFilter:
         self.total = np.zeros(len(Substitution), np.int64)
         self.last_kinds = np.zeros((0, len(Substitution)), bool)
 
+    @np.errstate(over="ignore", invalid="ignore")  # huge inputs are handled explicitly
     def apply(
         self,
         cmd_vel: NDArray[np.floating],
@@ -210,20 +211,6 @@ class SafetyFilter:
         Raises:
             ModelError: an input of the wrong shape (names it and the expected shape).
         """
-        with np.errstate(over="ignore", invalid="ignore"):  # huge inputs are handled explicitly
-            return self._apply(cmd_vel, yaw_rate, obs, valid, prev_cmd, pos, goal, predicted_clearance)
-
-    def _apply(
-        self,
-        cmd_vel: NDArray[np.floating],
-        yaw_rate: NDArray[np.floating],
-        obs: NDArray[np.floating],
-        valid: NDArray[np.bool_] | None,
-        prev_cmd: NDArray[np.floating] | None,
-        pos: NDArray[np.floating],
-        goal: NDArray[np.floating],
-        predicted_clearance: NDArray[np.floating] | None,
-    ) -> SafetyResult:
         c = self.config
         v = _rows("cmd_vel", cmd_vel, 3, None).copy()
         n = v.shape[0]
