@@ -109,17 +109,25 @@ def _peff(j: int, price: FloatArray, owner: IntArray, lam: float) -> float:
 
 
 @_jit
+def _cell_min(c: int, off: FloatArray, price: FloatArray, owner: IntArray, lam: float,
+              order: IntArray, cstart: IntArray) -> float:
+    """Min over the objects in cell c of offset + price."""
+    m = _INF
+    for t in range(cstart[c], cstart[c + 1]):
+        j = order[t]
+        v = off[j] + _peff(j, price, owner, lam)
+        if v < m:
+            m = v
+    return m
+
+
+@_jit
 def _refresh_cells(off: FloatArray, price: FloatArray, owner: IntArray, lam: float,
                    order: IntArray, cstart: IntArray, cmin: FloatArray) -> float:
     """cmin[c] = min over objects in cell c of offset + price; returns the global min."""
     glob = _INF
     for c in range(cmin.size):
-        m = _INF
-        for t in range(cstart[c], cstart[c + 1]):
-            j = order[t]
-            v = off[j] + _peff(j, price, owner, lam)
-            if v < m:
-                m = v
+        m = _cell_min(c, off, price, owner, lam, order, cstart)
         cmin[c] = m
         if m < glob:
             glob = m
@@ -492,13 +500,7 @@ def _price_rose(j: int, old: float, off: FloatArray, price: FloatArray, owner: I
     c = cell_of[j]
     if old > cmin[c]:
         return
-    m = _INF
-    for t in range(cstart[c], cstart[c + 1]):
-        k = order[t]
-        v = off[k] + _peff(k, price, owner, lam)
-        if v < m:
-            m = v
-    cmin[c] = m
+    cmin[c] = _cell_min(c, off, price, owner, lam, order, cstart)
 
 
 def auction_assign(
