@@ -198,7 +198,6 @@ class PlanGraph(nn.Module):
 
     fence_min: torch.Tensor  # (3,) [m]
     fence_max: torch.Tensor  # (3,) [m]
-    yaw_mask: torch.Tensor  # (4,)
     step_times: torch.Tensor  # (H,) [s]
 
     def __init__(self, model: WorldModel, config: PlannerConfig, action_spec: ActionSpec,
@@ -219,11 +218,9 @@ class PlanGraph(nn.Module):
         self.up = spec.slice("clearance").start
         self.nb = spec.slice("neighbours")
         self.k_nb = spec.neighbours
-        self.dt = spec.dt
         self.register_buffer("step_times", spec.dt * torch.arange(1, config.horizon + 1, dtype=torch.float32))
         self.register_buffer("fence_min", torch.tensor(config.fence_min, dtype=torch.float32))
         self.register_buffer("fence_max", torch.tensor(config.fence_max, dtype=torch.float32))
-        self.register_buffer("yaw_mask", torch.tensor([1.0, 1.0, 1.0, 1.0 if config.plan_yaw else 0.0]))
         self.for_export = False  # True while exporting: ONNX-friendly activations
 
     @property
