@@ -124,6 +124,15 @@ def _check_inputs(
         raise FleetError("positions must be finite; drop non-finite drones before solving")
 
 
+def _pairs_cost(drone_xyz: FloatArray, task_xyz: FloatArray, offsets: FloatArray, speed_mps: float,
+                incumbent: IntArray, bonus_s: float, d_idx: IntArray, t_idx: IntArray) -> float:
+    """Total cost [s] of the matched pairs (travel + offsets − incumbent bonus)."""
+    cost = np.linalg.norm(drone_xyz[d_idx] - task_xyz[t_idx], axis=1) / speed_mps
+    cost += offsets[t_idx]
+    cost -= np.where(incumbent[d_idx] == t_idx, bonus_s, 0.0)
+    return float(cost.sum())
+
+
 def _empty() -> Matching:
     return Matching(np.zeros(0, np.int64), np.zeros(0, np.int64), 0.0, 0.0)
 
@@ -214,10 +223,8 @@ def solve_sparse(
     except ValueError as exc:
         raise FleetError(f"sparse assignment failed: {exc}") from exc
     const = 0.0 if offsets_matter else float(offsets.sum())
-    cost = np.linalg.norm(drone_xyz[d_idx] - task_xyz[t_idx], axis=1) / speed_mps
-    cost += offsets[t_idx]
-    cost -= np.where(inc[d_idx] == t_idx, incumbent_bonus_s, 0.0)
-    return Matching(d_idx, t_idx, float(cost.sum()), res.lower_bound + const)
+    cost = _pairs_cost(drone_xyz, task_xyz, offsets, speed_mps, inc, incumbent_bonus_s, d_idx, t_idx)
+    return Matching(d_idx, t_idx, cost, res.lower_bound + const)
 
 
 def solve_multilevel(
@@ -262,10 +269,8 @@ def solve_multilevel(
     t_idx = np.concatenate(t_parts).astype(np.int64)
     order = np.argsort(d_idx)
     d_idx, t_idx = d_idx[order], t_idx[order]
-    cost = np.linalg.norm(drone_xyz[d_idx] - task_xyz[t_idx], axis=1) / speed_mps
-    cost += offsets[t_idx]
-    cost -= np.where(inc[d_idx] == t_idx, incumbent_bonus_s, 0.0)
-    return Matching(d_idx, t_idx, float(cost.sum()), float("-inf"))
+    cost = _pairs_cost(drone_xyz, task_xyz, offsets, speed_mps, inc, incumbent_bonus_s, d_idx, t_idx)
+    return Matching(d_idx, t_idx, cost, float("-inf"))
 
 
 def solve(
