@@ -12,6 +12,7 @@ from wm_agent.conversions import (
     FleetCommandArrays,
     FleetStateArrays,
     MessageError,
+    fleet_assignments_from_msg,
     fleet_command_from_msg,
     fleet_command_to_msg,
     fleet_state_from_msg,
@@ -49,6 +50,23 @@ def test_malformed_state_is_rejected_with_the_field_name() -> None:
     msg.velocity = msg.velocity[:-1]  # 11 values for 4 drones
     with pytest.raises(MessageError, match="velocity"):
         fleet_state_from_msg(msg)
+
+
+def test_assignments_decode_and_malformed_ones_name_the_field() -> None:
+    msg = msgs.FleetAssignments()
+    msg.ids = [4, 9]
+    msg.phases = [1, 3]
+    msg.goal = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    a = fleet_assignments_from_msg(msg)
+    assert a.ids.tolist() == [4, 9] and a.phases.tolist() == [1, 3]
+    np.testing.assert_array_equal(a.goal, [[1, 2, 3], [4, 5, 6]])
+    msg.goal = [1.0, 2.0, 3.0, 4.0, 5.0]
+    with pytest.raises(MessageError, match="goal"):
+        fleet_assignments_from_msg(msg)
+    msg.goal = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    msg.phases = [1]
+    with pytest.raises(MessageError, match="phases"):
+        fleet_assignments_from_msg(msg)
 
 
 @pytest.mark.parametrize("n", [1, 1000])

@@ -62,6 +62,20 @@ class FleetCommandArrays(NamedTuple):
     step: int                        # control period (lockstep), 0 = unstepped
 
 
+class FleetAssignmentsArrays(NamedTuple):
+    """N drones' goals from the coordinator: goal [m] map ENU and phase (Phase values)."""
+
+    ids: NDArray[np.uint32]          # (N,)
+    goal: NDArray[np.float32]        # (N, 3) [m]
+    phases: NDArray[np.uint8]        # (N,)
+
+
+def _ids(msg: Any) -> NDArray[np.uint32]:
+    ids: NDArray[np.uint32] = (np.frombuffer(msg.ids, dtype=np.uint32) if len(msg.ids)
+                               else np.zeros(0, np.uint32))
+    return ids
+
+
 def fleet_state_to_msg(state: FleetStateArrays, *, frame_id: str = "map") -> Any:
     """Build a wm_agent_msgs/FleetState (header stamp left for the caller)."""
     msgs, _ = require_interfaces()
@@ -80,7 +94,7 @@ def fleet_state_to_msg(state: FleetStateArrays, *, frame_id: str = "map") -> Any
 
 def fleet_state_from_msg(msg: Any) -> FleetStateArrays:
     """Zero-copy views of a FleetState; raises MessageError when array lengths disagree."""
-    ids = np.frombuffer(msg.ids, dtype=np.uint32) if len(msg.ids) else np.zeros(0, np.uint32)
+    ids = _ids(msg)
     n = ids.size
     return FleetStateArrays(
         ids=ids,
@@ -113,7 +127,7 @@ def fleet_command_from_msg(msg: Any) -> FleetCommandArrays:
     Non-finite setpoints are passed through on purpose: the receiver (sim bridge failsafe or the
     drone's safety filter) must see, count and reject them.
     """
-    ids = np.frombuffer(msg.ids, dtype=np.uint32) if len(msg.ids) else np.zeros(0, np.uint32)
+    ids = _ids(msg)
     n = ids.size
     return FleetCommandArrays(
         ids=ids,
@@ -121,6 +135,17 @@ def fleet_command_from_msg(msg: Any) -> FleetCommandArrays:
         yaw_rate=_view(msg.yaw_rate, np.float32, "yaw_rate", n, 1),
         mode=_view(msg.mode, np.uint8, "mode", n, 1),
         step=int(msg.step),
+    )
+
+
+def fleet_assignments_from_msg(msg: Any) -> FleetAssignmentsArrays:
+    """Views of a FleetAssignments; raises MessageError when array lengths disagree."""
+    ids = _ids(msg)
+    n = ids.size
+    return FleetAssignmentsArrays(
+        ids=ids,
+        goal=_view(msg.goal, np.float32, "goal", n, 3),
+        phases=_view(msg.phases, np.uint8, "phases", n, 1),
     )
 
 

@@ -14,7 +14,12 @@ import numpy as np
 from rclpy.node import Node
 
 from wm_agent import qos, topics
-from wm_agent.conversions import FleetCommandArrays, fleet_command_to_msg, fleet_state_from_msg
+from wm_agent.conversions import (
+    FleetCommandArrays,
+    fleet_assignments_from_msg,
+    fleet_command_to_msg,
+    fleet_state_from_msg,
+)
 from wm_agent.errors import MessageError
 from wm_agent.interfaces import require_interfaces
 from wm_agent.nodes.common import declare_config, run_node
@@ -46,17 +51,12 @@ class FleetPlannerNode(Node):
         )
 
     def on_assignments(self, msg: Any) -> None:
-        ids = np.frombuffer(msg.ids, np.uint32) if len(msg.ids) else np.zeros(0, np.uint32)
-        goals = np.frombuffer(msg.goal, np.float32) if len(msg.goal) else np.zeros(0, np.float32)
-        phases = np.frombuffer(msg.phases, np.uint8) if len(msg.phases) else np.zeros(0, np.uint8)
-        if goals.size != 3 * ids.size or phases.size != ids.size:
-            self.get_logger().warning(
-                f"dropped malformed FleetAssignments: {ids.size} ids, {goals.size} goal values, "
-                f"{phases.size} phases"
-            )
+        try:
+            a = fleet_assignments_from_msg(msg)
+        except MessageError as exc:
+            self.get_logger().warning(f"dropped malformed FleetAssignments: {exc}")
             return
-        goals = goals.reshape(-1, 3)
-        table = {int(i): (goals[k].astype(np.float64), int(phases[k])) for k, i in enumerate(ids)}
+        table = {int(i): (a.goal[k].astype(np.float64), int(a.phases[k])) for k, i in enumerate(a.ids)}
         if not self.cfg.lockstep:
             self.goal_of = table
             return
