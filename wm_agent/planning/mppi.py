@@ -231,10 +231,6 @@ class PlanGraph(nn.Module):
         return self.config.horizon * ACTION_DIM
 
     # -- search space ----------------------------------------------------------------------
-    def to_actions(self, params: torch.Tensor) -> torch.Tensor:
-        """(N, D) parameters → (N, H, 4) feasible normalised actions."""
-        return self.to_actions_t(params).permute(2, 1, 0)
-
     def to_actions_t(self, params: torch.Tensor) -> torch.Tensor:
         """(N, D) parameters → (4, H, N) feasible normalised actions, component-major (the
         layout the costs use: broadcasts over long rows)."""
