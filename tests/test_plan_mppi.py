@@ -226,3 +226,78 @@ def test_noise_bank_windows_are_standard_normal_and_differ_per_call() -> None:
     assert abs(pooled.mean()) < 0.05 and abs(pooled.std() - 1.0) < 0.05
     big = pl.draw_noise(pl._bank.size // (4 * int(np.prod(pl.noise_shape(1)))) + 1)
     assert big.shape[0] > 1 and np.isfinite(big).all()  # more than a quarter: fresh draws
+
+
+def reference_cost(m: WorldModel, cfg: PlannerConfig, obs: torch.Tensor, pos: torch.Tensor,
+                   goal: torch.Tensor, a_prev: torch.Tensor, acts: torch.Tensor) -> np.ndarray:
+    """The documented cost, term by term and candidate by candidate, from the world model's
+    own rollout (independent of the plan graph's fused layout)."""
+    with torch.no_grad():
+        ro = m.rollout(obs, acts)
+    vmax = ActionSpec().max_speed
+    out = []
+    for n in range(obs.shape[0]):
+        p = pos[n].numpy() + ro["offset"][n].numpy()  # (H, 3) [m]
+        total = 0.0
+        v_before = a_prev[n, :3].numpy() * vmax
+        for t in range(cfg.horizon):
+            d = float(np.linalg.norm(p[t] - goal[n].numpy()))
+            total += cfg.w_goal * d + cfg.w_collision / (1 + np.exp(-float(ro["collision_logit"][n, t])))
+            total -= cfg.w_progress * float(ro["progress"][n, t])
+            lo, hi = np.array(cfg.fence_min), np.array(cfg.fence_max)
+            total += cfg.w_fence * float(np.sum(np.maximum(lo - p[t], 0) + np.maximum(p[t] - hi, 0)))
+            v = acts[n, t, :3].numpy() * vmax
+            total += cfg.w_smooth * float(np.sum((v - v_before) ** 2)) + cfg.w_speed * float(v @ v)
+            v_before = v
+            nb = obs[n, 23:51].numpy().reshape(4, 7)
+            for k in range(4):
+                if nb[k, 6] > 0.5:
+                    r = nb[k, :3] + (nb[k, 3:6] + obs[n, :3].numpy()) * WM_DT * (t + 1)
+                    gap = max(cfg.neighbour_margin - float(np.linalg.norm(r - (p[t] - pos[n].numpy()))), 0)
+                    total += cfg.w_neighbour * gap**2
+        out.append(total + cfg.w_terminal * float(np.linalg.norm(p[-1] - goal[n].numpy())))
+    return np.array(out)
+
+
+def test_graph_cost_equals_the_documented_cost_term_by_term() -> None:
+    torch.manual_seed(5)
+    m = WorldModel(WorldModelConfig(latent_dim=16, hidden_dim=32, head_hidden=16)).eval()
+    with torch.no_grad():
+        m.dpos_std.fill_(0.2)
+        m.progress_std.fill_(0.1)
+    cfg = PlannerConfig(samples=4, elites=2, iterations=1, horizon=5, w_speed=0.3, w_fence=3.0,
+                        fence_min=(1.0, 1.0, 0.5), fence_max=(4.0, 3.0, 2.0), neighbour_margin=3.0,
+                        action_space="raw")
+    graph = PlanGraph(m, cfg, ActionSpec())
+    n = 6
+    obs = torch.randn(n, 51)
+    nb = obs[:, 23:51].reshape(n, 4, 7)
+    nb[:, :, :3] = torch.randn(n, 4, 3)  # neighbours within a few metres
+    nb[:, :, 6] = torch.tensor([1.0, 0.0, 1.0, 1.0])  # one absent
+    pos = torch.rand(n, 3) * 4  # some outside the fence
+    goal = torch.rand(n, 3) * 5
+    a_prev = torch.rand(n, 4) - 0.5
+    acts = torch.rand(n, 5, 4) * 0.6 - 0.3
+    ref = reference_cost(m, cfg, obs, pos, goal, a_prev, acts)
+    with torch.no_grad():
+        for export in (False, True):
+            graph.for_export = export
+            cost, _, _ = graph.rollout_cost(m.encode(obs), pos, goal, a_prev, acts,
+                                            graph.neighbours(obs))
+            np.testing.assert_allclose(cost.numpy(), ref, rtol=1e-4, atol=1e-4)
+    assert ref.std() > 1.0  # the terms differ between candidates (the check is not vacuous)
+
+
+def test_fast_simnorm_equals_the_softmax_over_groups() -> None:
+    from wm_agent.planning.mppi import fast_simnorm
+    from wm_agent.world_model.model import SimNorm
+
+    x = torch.randn(500, 32) * 15
+    groups = torch.block_diag(*[torch.ones(8, 8)] * 4)
+    torch.testing.assert_close(fast_simnorm(x, groups), SimNorm(8, 32)(x), atol=1e-6, rtol=1e-5)
+    assert torch.isfinite(fast_simnorm(torch.tensor([[1e30] * 8, [-1e30] * 8]), torch.ones(8, 8))).all()
+
+
+def test_fence_bounds_are_validated() -> None:
+    with pytest.raises(ConfigError, match="fence_min"):
+        PlannerConfig(fence_min=(5.0, 0.0, 0.0), fence_max=(1.0, 1.0, 1.0))

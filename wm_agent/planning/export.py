@@ -155,7 +155,8 @@ def parity(graph: PlanGraph, session: Any, batch: int = 5, seed: int = 1) -> dic
     x = sample_plan_inputs(graph, batch, seed)
     with torch.no_grad():
         ref = [t.cpu().numpy() for t in graph.cpu()(*(x[k] for k in PLAN_INPUTS))]
-    outs = session.run(None, {k: x[k].numpy() for k in PLAN_INPUTS})
+    names = {i.name for i in session.get_inputs()}  # ``noise`` is dropped with 0 iterations
+    outs = session.run(None, {k: x[k].numpy() for k in PLAN_INPUTS if k in names})
     return {name: float(np.max(np.abs(np.asarray(o) - r)))
             for name, r, o in zip(PLAN_OUTPUTS, ref, outs, strict=True)}
 
@@ -183,11 +184,14 @@ class OnnxPlanBackend:
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
         self.session = ort.InferenceSession(str(path), so, providers=providers)
         self.path = path
+        # Inputs the graph reads (the exporter drops ``noise`` when iterations is 0).
+        self.inputs = tuple(i.name for i in self.session.get_inputs())
 
     def run(self, obs: NDArray[np.float32], pos: NDArray[np.float32], goal: NDArray[np.float32],
             prev_plan: NDArray[np.float32], noise: NDArray[np.float32]) -> list[NDArray[np.float32]]:
         """See :class:`wm_agent.planning.mppi.PlanBackend`."""
-        feeds = dict(zip(PLAN_INPUTS, (obs, pos, goal, prev_plan, noise), strict=True))
+        given = dict(zip(PLAN_INPUTS, (obs, pos, goal, prev_plan, noise), strict=True))
+        feeds = {k: given[k] for k in self.inputs}
         return [np.asarray(o) for o in self.session.run(None, feeds)]
 
     def describe(self) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, replace
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
 import numpy as np
 import torch
@@ -111,6 +111,10 @@ class PlannerConfig:
         for name in ("fence_min", "fence_max"):
             if len(getattr(self, name)) != 3:
                 raise ConfigError(f"planner config: {name}: expected 3 numbers, got {getattr(self, name)}")
+        if not all(lo <= hi for lo, hi in zip(self.fence_min, self.fence_max, strict=True)):
+            raise ConfigError(
+                f"planner config: fence_min {self.fence_min} must not exceed fence_max {self.fence_max}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -158,6 +162,27 @@ def fast_mish(x: torch.Tensor) -> torch.Tensor:
     return x * (t / (t + 2.0))
 
 
+SIMNORM_CLAMP = 60.0
+"""|x| bound of :func:`fast_simnorm` (e⁶⁰·group stays finite in float32, e⁻⁶⁰ stays normal)."""
+
+
+def fast_simnorm(x: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """SimNorm (softmax over consecutive groups) as e / (e·G), e = exp(clamp(x, ±60)), G the
+    block-diagonal ones matrix (L, L) of the groups: the group sums come back already broadcast
+    to every entry. Equal to the softmax to float rounding while every entry is within ±60 (a
+    softmax is shift-free, so no max subtraction is needed there); ONNX Runtime's Softmax over
+    rows of 8 cost ~18 µs per step at 256 rows, this ~11 µs."""
+    e = torch.exp(torch.clamp(x, -SIMNORM_CLAMP, SIMNORM_CLAMP))
+    return e / torch.matmul(e, groups)
+
+
+def _linear(mod: nn.Module) -> nn.Linear:
+    """``mod`` as the Linear the plan graph expects there (a clear error otherwise)."""
+    if not isinstance(mod, nn.Linear):
+        raise ModelError(f"planner: expected a Linear layer in the model, found {type(mod).__name__}")
+    return mod
+
+
 def run_layers(layers: nn.Sequential | list[nn.Module], x: torch.Tensor, for_export: bool
                ) -> torch.Tensor:
     """Apply ``layers`` with :func:`fast_mish` (export) or torch's fused ``F.mish`` (eager) in
@@ -171,12 +196,18 @@ def run_layers(layers: nn.Sequential | list[nn.Module], x: torch.Tensor, for_exp
 
 
 class CostContext(NamedTuple):
-    """Per-candidate cost inputs laid out (·, 1, N) (:meth:`PlanGraph.cost_context`)."""
+    """Per-candidate cost inputs, computed once per plan (not per iteration) and laid out
+    (·, 1, N) so that they broadcast over the (·, H, N) rollout tensors
+    (:meth:`PlanGraph.cost_context`). Positions are relative to the candidate's start."""
 
-    pos: torch.Tensor  # (3, 1, N) start [m]
-    goal: torch.Tensor  # (3, 1, N) [m]
-    v_prev: torch.Tensor  # (3, 1, N) velocity command before the plan [m/s]
-    neighbours: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None  # r, v (K,3,1,N), mask
+    goal_rel: torch.Tensor  # (3, 1, N) goal − start [m]
+    fence_centre: torch.Tensor  # (3, 1, N) geofence centre − start [m]
+    a_prev: torch.Tensor  # (3, 1, N) normalised velocity command before the plan
+    neighbours: torch.Tensor | None  # (K, 3, H, N) neighbour k at step t − start [m]
+
+
+FAR = 1.0e4
+"""Where an absent neighbour is put [m]: far beyond any margin, so it never costs."""
 
 
 def shift_plan(prev_plan: torch.Tensor) -> torch.Tensor:
@@ -194,11 +225,26 @@ class PlanGraph(nn.Module):
     ``forward(obs (B, Dobs), pos (B, 3) [m], goal (B, 3) [m], prev_plan (B, H, 4), noise
     (B or 1, I, S, D))`` → action (B, 4), plan (B, H, 4), cost (B,), collision_prob (B,),
     min_clearance (B,) [m] (predicted: smallest decoded sector/up clearance along the plan).
+
+    Layout (what keeps the exported graph small; the math is the world model's): candidate
+    actions are kept component-major, (C, H, N) with C = 4 when the yaw rate is planned, else 3
+    (a zero yaw rate contributes nothing). The first Linear of the dynamics and of the
+    transition head is split into its latent and action columns; the action part of all H steps
+    is one GEMM before the rollout, so each step is ``addmm`` (z·W_z + that step's action term)
+    and the rest of the dynamics MLP. The head runs after the loop on all H·N rows and writes
+    its output transposed, (5, H, N), already scaled to metres and cost units; the costs then
+    broadcast over long contiguous rows against per-plan constants (:class:`CostContext`).
     """
 
-    fence_min: torch.Tensor  # (3,) [m]
-    fence_max: torch.Tensor  # (3,) [m]
+    fence_mid: torch.Tensor  # (3, 1, 1) [m]
+    fence_half: torch.Tensor  # (3, 1, 1) [m]
     step_times: torch.Tensor  # (H,) [s]
+    dist_weights: torch.Tensor  # (H, 1): w_goal per step, + w_terminal on the last
+    sample_mask: torch.Tensor  # (1, 1, S, 1): 0 for sample 0 (the mean itself), else 1
+    term_weights: torch.Tensor  # (1, T·H) weight of every stacked cost term and step
+    speed_limit: torch.Tensor  # () max_plan_speed in normalised action units
+    simnorm_groups: torch.Tensor  # (L, L) block-diagonal ones of the SimNorm groups
+    decoder_rows: torch.Tensor  # (C·H,) latent decoder output rows in (component, step) order
 
     def __init__(self, model: WorldModel, config: PlannerConfig, action_spec: ActionSpec,
                  codec: nn.Module | None = None, obs_spec: ObservationSpec | None = None):
@@ -213,14 +259,41 @@ class PlanGraph(nn.Module):
         self.config = config
         self.codec = codec if config.action_space == "latent" else None
         self.max_speed = float(action_spec.max_speed)
+        self.channels = ACTION_DIM if config.plan_yaw else 3
         spec = obs_spec or ObservationSpec()
         self.sect = spec.slice("sectors")
         self.up = spec.slice("clearance").start
         self.nb = spec.slice("neighbours")
         self.k_nb = spec.neighbours
-        self.register_buffer("step_times", spec.dt * torch.arange(1, config.horizon + 1, dtype=torch.float32))
-        self.register_buffer("fence_min", torch.tensor(config.fence_min, dtype=torch.float32))
-        self.register_buffer("fence_max", torch.tensor(config.fence_max, dtype=torch.float32))
+        hor = config.horizon
+        fmin = torch.tensor(config.fence_min, dtype=torch.float32)[:, None, None]
+        fmax = torch.tensor(config.fence_max, dtype=torch.float32)[:, None, None]
+        self.register_buffer("fence_mid", (fmin + fmax) / 2)
+        self.register_buffer("fence_half", (fmax - fmin) / 2)
+        self.register_buffer("step_times", spec.dt * torch.arange(1, hor + 1, dtype=torch.float32))
+        dist_w = torch.full((hor, 1), float(config.w_goal))
+        dist_w[-1] += config.w_terminal
+        self.register_buffer("dist_weights", dist_w)
+        mask = torch.ones(1, 1, config.samples, 1)
+        mask[:, :, 0] = 0.0
+        self.register_buffer("sample_mask", mask)
+        # Weights of the stacked per-step cost terms (:meth:`_costs`), one row per (term, step).
+        ms2 = self.max_speed**2
+        terms = [self.dist_weights[:, 0], torch.full((hor,), float(config.w_collision))]
+        terms += [torch.ones(hor)] if config.w_progress else []
+        terms += [torch.full((hor,), float(config.w_fence))] if config.w_fence else []
+        terms += [torch.full((hor,), config.w_smooth * ms2)] if config.w_smooth else []
+        terms += [torch.full((hor,), config.w_speed * ms2)] if config.w_speed else []
+        self.neighbour_term = bool(config.w_neighbour and self.k_nb)
+        terms += [torch.full((hor,), float(config.w_neighbour))] if self.neighbour_term else []
+        self.register_buffer("term_weights", torch.cat(terms)[None, :])  # (1, T·H)
+        self.register_buffer("speed_limit", torch.tensor(config.max_plan_speed / self.max_speed))
+        lat, grp = model.config.latent_dim, model.config.simnorm_group
+        self.register_buffer("simnorm_groups", torch.block_diag(*[torch.ones(grp, grp)] * (lat // grp))
+                             if grp else torch.zeros(0))
+        # Rows of the latent decoder's output Linear in (component, step) order, yaw last.
+        self.register_buffer("decoder_rows", torch.tensor(
+            [t * ACTION_DIM + ch for ch in range(self.channels) for t in range(hor)]))
         self.for_export = False  # True while exporting: ONNX-friendly activations
 
     @property
@@ -231,21 +304,35 @@ class PlanGraph(nn.Module):
         return self.config.horizon * ACTION_DIM
 
     # -- search space ----------------------------------------------------------------------
-    def to_actions_t(self, params: torch.Tensor) -> torch.Tensor:
-        """(N, D) parameters → (4, H, N) feasible normalised actions, component-major (the
-        layout the costs use: broadcasts over long rows)."""
-        h = self.config.horizon
+    def project(self, params: torch.Tensor) -> torch.Tensor:
+        """(N, D) parameters → (C, H, N) feasible normalised actions, component-major:
+        components within [-1, 1], speed ≤ ``max_plan_speed``; C = 4 with the yaw rate when
+        ``plan_yaw``, else 3 (the yaw rate is 0)."""
+        h, ch = self.config.horizon, self.channels
         if self.codec is not None:
-            a = self.codec.decode_plan(params)  # type: ignore[operator]
+            # The autoencoder's decoder with its output rows reordered: (C·H, N) directly,
+            # already in [-1, 1] (tanh).
+            dec = list(cast(nn.Sequential, self.codec.decoder))
+            hid = run_layers(dec[:-1], params, self.for_export)
+            last = _linear(dec[-1])
+            a = torch.tanh(torch.addmm(last.bias[self.decoder_rows][:, None],
+                                       last.weight[self.decoder_rows], hid.t()))
+            a = a.reshape(ch, h, -1)
         else:
-            a = params.reshape(-1, h, ACTION_DIM)
-        a = torch.clamp(a.permute(2, 1, 0), -1.0, 1.0)  # (4, H, N)
-        v = a[0:3]
-        yaw = a[3:4] if self.config.plan_yaw else torch.zeros_like(a[3:4])
+            a = torch.clamp(params.reshape(-1, h, ACTION_DIM).permute(2, 1, 0)[:ch], -1.0, 1.0)
+        # Speed limit: scale = limit / max(speed, limit) (= min(1, limit / speed)).
         limit = self.config.max_plan_speed / self.max_speed
-        speed = torch.sqrt((v**2).sum(0, keepdim=True))
-        scale = torch.clamp(limit / torch.clamp(speed, min=1e-6), max=1.0)
-        return torch.cat([v * scale, yaw], dim=0)
+        v = a[0:3] if ch > 3 else a
+        speed = torch.linalg.vector_norm(v, dim=0)  # (H, N)
+        scale = torch.div(self.speed_limit, torch.clamp(speed, min=limit))
+        return torch.cat([v * scale, a[3:]], dim=0) if ch > 3 else v * scale
+
+    def to_actions_t(self, params: torch.Tensor) -> torch.Tensor:
+        """(N, D) parameters → (4, H, N) feasible normalised actions (yaw rate 0 unless planned)."""
+        a = self.project(params)
+        if a.shape[0] < ACTION_DIM:
+            a = torch.cat([a, torch.zeros_like(a[0:1])], dim=0)
+        return a
 
     def to_params(self, plan: torch.Tensor) -> torch.Tensor:
         """(B, H, 4) actions → (B, D) parameters (latent: the autoencoder's encoding)."""
@@ -266,7 +353,7 @@ class PlanGraph(nn.Module):
                      nbs: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
                      decode: bool = False
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Cost of N = B·S candidate plans rolled out in latent space.
+        """Cost of N candidate plans rolled out in latent space (all 4 action components used).
 
         Args:
             z (N, L), pos (N, 3) [m], goal (N, 3) [m], a_prev (N, 4) action before the plan,
@@ -282,34 +369,61 @@ class PlanGraph(nn.Module):
     def cost_context(self, pos: torch.Tensor, goal: torch.Tensor, a_prev: torch.Tensor,
                      nbs: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
                      ) -> CostContext:
-        """Per-candidate cost inputs, transposed once per plan: (N, ·) → (·, 1, N)."""
+        """Per-candidate cost inputs (N rows) → :class:`CostContext` ((·, 1, N) layout)."""
+        start = pos.t()[:, None, :]
+        nb = None
         if nbs is not None and self.k_nb and self.config.w_neighbour:
-            nb: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = (
-                nbs[0].permute(1, 2, 0)[:, :, None, :],  # (K, 3, 1, N) [m]
-                nbs[1].permute(1, 2, 0)[:, :, None, :],  # (K, 3, 1, N) [m/s]
-                nbs[2].t()[:, None, :],  # (K, 1, N)
-            )
-        else:
-            nb = None
-        return CostContext(pos.t()[:, None, :], goal.t()[:, None, :],
-                           a_prev[:, 0:3].t()[:, None, :] * self.max_speed, nb)
+            r, vel, mask = nbs  # (N, K, 3) [m], (N, K, 3) [m/s], (N, K)
+            # Neighbour k at step t, constant velocity: r_k + v_k·t (relative to the start).
+            traj = (r.permute(1, 2, 0)[:, :, None, :]
+                    + vel.permute(1, 2, 0)[:, :, None, :] * self.step_times[None, None, :, None])
+            nb = torch.where(mask.t()[:, None, None, :] > 0.5, traj, FAR)  # (K, 3, H, N)
+        return CostContext(goal.t()[:, None, :] - start, self.fence_mid - start,
+                           a_prev[:, 0:3].t()[:, None, :], nb)
+
+    @staticmethod
+    def _repeat_ctx(ctx: CostContext, s: int) -> CostContext:
+        """Context of B drones → of their B·S samples (each drone's columns repeated S times)."""
+        def rep(x: torch.Tensor) -> torch.Tensor:
+            return x[..., None].expand(*x.shape, s).reshape(*x.shape[:-1], -1)
+
+        return CostContext(rep(ctx.goal_rel), rep(ctx.fence_centre), rep(ctx.a_prev),
+                           None if ctx.neighbours is None else rep(ctx.neighbours))
+
+    def _split_first(self, layers: nn.Sequential, channels: int
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """First Linear of an MLP on [z, a] → (W_z (L, W), W_a (C, W), bias (W,)): x·Wᵀ + b =
+        z·W_z + a·W_a + b (a zero yaw column dropped when C = 3)."""
+        first = _linear(layers[0])
+        lat = self.model.config.latent_dim
+        w = first.weight
+        return w[:, :lat].t(), w[:, lat:lat + channels].t(), first.bias
+
+    def _head_scale(self) -> torch.Tensor:
+        """(5,) head output → metres and cost units: dpos·dpos_std [m], −w_progress·progress [m],
+        collision logit."""
+        m = self.model
+        return torch.cat([m.dpos_std, -self.config.w_progress * m.progress_std,
+                          torch.ones_like(m.progress_std)])
 
     def rollout_cost_t(self, z: torch.Tensor, ctx: CostContext, actions_t: torch.Tensor,
                        decode: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """:meth:`rollout_cost` with the inputs transposed (:meth:`cost_context`) and the
-        actions component-major: (4, H, N)."""
+        """:meth:`rollout_cost` on a :class:`CostContext` with the actions component-major:
+        (C, H, N), C = 3 (no yaw rate) or 4."""
         c = self.config
         m = self.model
         hor = c.horizon
-        steps = actions_t.permute(1, 2, 0).contiguous().unbind(0)  # H × (N, 4)
-        # Latent rollout: per step one [z, a] input feeds the dynamics (sequential) and, after
-        # the loop, the transition head (the world model's own layers: WorldModel.step's math).
+        ch = int(actions_t.shape[0])  # static: 3 or 4 (a constant in the exported graph)
+        a_rows = actions_t.reshape(ch, -1).t()  # (H·N, C), step-major
+        # Action part of the first dynamics layer for all H steps at once (+ its bias).
+        wz, wa, b = self._split_first(m.dynamics, ch)
+        a_dyn = torch.addmm(b, a_rows, wa).reshape(hor, -1, wa.shape[1]).unbind(0)
+        rest = list(m.dynamics)[1:]
         inputs: list[torch.Tensor] = []
         latents: list[torch.Tensor] = []
-        for t in range(hor):
-            x = torch.cat([z, steps[t]], dim=-1)
-            inputs.append(x)
-            z = m.norm(z + run_layers(m.dynamics, x, self.for_export))
+        for t in range(hor):  # the world model's step: z' = SimNorm(z + f([z, a]))
+            inputs.append(z)
+            z = self._norm(z + run_layers(rest, torch.addmm(a_dyn[t], z, wz), self.for_export))
             latents.append(z)
         if decode:  # predicted clearance: decode all H latents at once, as (H·N) rows
             obs = m.decode(torch.cat(latents, dim=0))  # (H·N, Dobs)
@@ -317,39 +431,59 @@ class PlanGraph(nn.Module):
             clear = seen.reshape(hor, -1).amin(0)
         else:
             clear = torch.zeros_like(z[:, 0])
-        # Costs of all steps at once, laid out (·, H, N) with the N candidates innermost: every
-        # broadcast then runs over long contiguous rows (ONNX Runtime's broadcasting loops over
-        # the innermost span; with (N, H, 3) tensors that span was 3 and the costs dominated).
-        # the head on all H steps at once, as (H·N) rows: 2-D GEMMs that fuse their ReLU
-        h = run_layers(m.transition_head, torch.cat(inputs, dim=0), self.for_export)
-        h = h.reshape(hor, -1, h.shape[-1]).permute(2, 0, 1)  # (5, H, N)
-        offset = torch.cumsum(h[0:3] * m.dpos_std[:, None, None], dim=1)  # (3, H, N) [m]
-        p = ctx.pos + offset
-        prob = torch.sigmoid(h[4])  # (H, N)
-        dist = torch.sqrt(((p - ctx.goal) ** 2).sum(0))  # (H, N) [m]
-        per_step = c.w_goal * dist + c.w_collision * prob
+        out = self._head_t(torch.cat(inputs, dim=0), a_rows, ch).reshape(5, hor, -1)
+        cost, prob = self._costs(out, actions_t, ctx)
+        return cost, prob.amax(0), clear
+
+    def _norm(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's latent normalisation (:func:`fast_simnorm` while exporting)."""
+        if self.for_export and self.simnorm_groups.numel():
+            return fast_simnorm(x, self.simnorm_groups)
+        return cast(torch.Tensor, self.model.norm(x))
+
+    def _head_t(self, z_rows: torch.Tensor, a_rows: torch.Tensor, ch: int) -> torch.Tensor:
+        """Transition head on (H·N) rows of [z, a] (C action columns) → (5, H·N), scaled
+        (:meth:`_head_scale`)."""
+        head = list(self.model.transition_head)
+        wz, wa, b = self._split_first(self.model.transition_head, ch)
+        s = self._head_scale()
+        if len(head) == 1:  # a single Linear: scale its columns
+            return torch.addmm(torch.addmm(b * s, a_rows, wa * s), z_rows, wz * s).t()
+        hid = run_layers(head[1:-1], torch.addmm(torch.addmm(b, a_rows, wa), z_rows, wz),
+                         self.for_export)
+        last = _linear(head[-1])
+        return torch.addmm((last.bias * s)[:, None], last.weight * s[:, None], hid.t())
+
+    def _costs(self, out: torch.Tensor, actions_t: torch.Tensor, ctx: CostContext
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cost (N,) and per-step collision probability (H, N) from the scaled head output
+        (5, H, N) and the actions (C, H, N); see the module docstring for the terms. Every term
+        is a (1, H, N) slab; the slabs are stacked and weighted in one product with
+        ``term_weights`` (the terminal weight is the last step's goal-distance weight)."""
+        c = self.config
+        offset = torch.cumsum(out[0:3], dim=1)  # (3, H, N) [m] from the start
+        prob = torch.sigmoid(out[4:5])  # (1, H, N)
+        terms = [torch.linalg.vector_norm(offset - ctx.goal_rel, dim=0, keepdim=True), prob]
         if c.w_progress:
-            per_step = per_step - c.w_progress * h[3] * m.progress_std[0]
-        if c.w_fence:
-            out = (torch.relu(self.fence_min[:, None, None] - p)
-                   + torch.relu(p - self.fence_max[:, None, None]))
-            per_step = per_step + c.w_fence * out.sum(0)
-        v = actions_t[0:3] * self.max_speed  # (3, H, N) [m/s]
+            terms.append(out[3:4])  # −w_progress·progress [m], folded into the head's scale
+        if c.w_fence:  # relu(lo − p) + relu(p − hi) = relu(|p − mid| − half) for lo ≤ hi
+            outside = torch.relu(torch.abs(offset - ctx.fence_centre) - self.fence_half)
+            terms.append(outside.sum(0, keepdim=True))
+        v = actions_t[0:3]  # normalised; the m/s factor is in the weights
         if c.w_smooth:
-            dv = v - torch.cat([ctx.v_prev, v[:, :-1]], dim=1)
-            per_step = per_step + c.w_smooth * (dv**2).sum(0)
+            dv = v - torch.cat([ctx.a_prev, v[:, :-1]], dim=1)
+            terms.append((dv * dv).sum(0, keepdim=True))
         if c.w_speed:
-            per_step = per_step + c.w_speed * (v**2).sum(0)
+            terms.append((v * v).sum(0, keepdim=True))
         if ctx.neighbours is not None:
-            r_k, v_k, mask = ctx.neighbours
-            times = self.step_times[:hor]  # (H,) [s]
-            # Neighbour k at step t relative to the start: r_k + v_k·t; me: offset_t.
-            rel = r_k + v_k * times[None, None, :, None] - offset[None]  # (K, 3, H, N)
-            gap = torch.relu(c.neighbour_margin - torch.sqrt((rel**2).sum(1)))  # (K, H, N)
-            per_step = per_step + c.w_neighbour * (mask * gap**2).sum(0)
-        cost = per_step.sum(0) + c.w_terminal * dist[-1]
-        risk = prob.amax(0)
-        return cost, risk, clear
+            dist = torch.linalg.vector_norm(ctx.neighbours - offset, dim=1)  # (K, H, N)
+            gap = torch.relu(c.neighbour_margin - dist)
+            terms.append((gap * gap).sum(0, keepdim=True))
+        weights = self.term_weights
+        if self.neighbour_term and ctx.neighbours is None:  # no neighbours given: no such term
+            weights = weights[:, :-c.horizon]
+        stacked = torch.cat(terms, dim=0).reshape(len(terms) * c.horizon, -1)  # (T·H, N)
+        return torch.matmul(weights, stacked).reshape(-1), prob[0]
 
     def forward(self, obs: torch.Tensor, pos: torch.Tensor, goal: torch.Tensor,
                 prev_plan: torch.Tensor, noise: torch.Tensor
@@ -361,37 +495,32 @@ class PlanGraph(nn.Module):
         # 1. Encode once; every sample of a drone starts from its latent.
         z = self.model.encode(obs)
         zs = z[:, None].expand(b, s, z.shape[-1]).reshape(b * s, -1)
-        ps = pos[:, None].expand(b, s, 3).reshape(b * s, 3)
-        gs = goal[:, None].expand(b, s, 3).reshape(b * s, 3)
-        a_prev = prev_plan[:, 0]
-        aps = a_prev[:, None].expand(b, s, ACTION_DIM).reshape(b * s, ACTION_DIM)
-        nbs = self.neighbours(obs)
-        nbs_s = tuple(x[:, None].expand(b, s, *x.shape[1:]).reshape(b * s, *x.shape[1:]) for x in nbs)
-        ctx_s = self.cost_context(ps, gs, aps, nbs_s)  # type: ignore[arg-type]
+        ctx = self.cost_context(pos, goal, prev_plan[:, 0], self.neighbours(obs))
+        ctx_s = self._repeat_ctx(ctx, s)
         # 2. Warm start: the previous plan shifted by one step; full exploration std.
-        mean = self.to_params(shift_plan(prev_plan))
+        mean = self.to_params(shift_plan(prev_plan))[:, None]  # (B, 1, D)
         std = torch.full_like(mean, c.max_std)
+        noise = noise * self.sample_mask  # sample 0 of every iteration is the mean itself
         for i in range(c.iterations):
-            # 3. Sample around the mean (sample 0 is the mean itself).
-            params = mean[:, None] + std[:, None] * noise[:, i]
-            params = torch.cat([mean[:, None], params[:, 1:]], dim=1)  # (B, S, D)
-            # 4. Decode/project and roll out all B·S candidates in one batch.
-            actions = self.to_actions_t(params.reshape(b * s, d))
-            cost, _, _ = self.rollout_cost_t(zs, ctx_s, actions)
-            cost = cost.reshape(b, s)
-            # 5. Elites: the K lowest costs (TopK in ONNX).
-            neg, idx = torch.topk(-cost, k, dim=1)
+            # 3. Sample around the mean; decode/project and roll out all B·S in one batch.
+            params = mean + std * noise[:, i]  # (B, S, D)
+            cost, _, _ = self.rollout_cost_t(zs, ctx_s, self.project(params.reshape(b * s, d)))
+            # 4. Elites: the K lowest costs (TopK in ONNX), ascending.
+            top, idx = torch.topk(cost.reshape(b, s), k, dim=1, largest=False)
             elite = torch.gather(params, 1, idx[:, :, None].expand(b, k, d))
-            # 6. Refit mean/std with softmax weights exp(−(cost − min)/temperature).
-            w = torch.softmax((neg - neg[:, 0:1]) / c.temperature, dim=1)[:, :, None]
-            mean = (w * elite).sum(1)
-            std = torch.sqrt((w * (elite - mean[:, None]) ** 2).sum(1) + 1e-12)
-            std = torch.clamp(std, c.min_std, c.max_std)
-        # 7. The plan is the mean; score it once more with the decoder for the clearance.
-        plan_t = self.to_actions_t(mean)
-        ctx = self.cost_context(pos, goal, a_prev, nbs)
-        cost, risk, clear = self.rollout_cost_t(z, ctx, plan_t, decode=True)
-        plan = plan_t.permute(2, 1, 0)
+            # 5. Refit mean/std with softmax weights exp(−(cost − min)/temperature) (the
+            #    softmax subtracts the max, −min/temperature, itself).
+            w = torch.softmax(top * (-1.0 / c.temperature), dim=1)[:, :, None]  # (B, K, 1)
+            mean = (w * elite).sum(1, keepdim=True)
+            dev = elite - mean
+            std = torch.clamp(torch.sqrt((w * dev * dev).sum(1, keepdim=True) + 1e-12),
+                              c.min_std, c.max_std)
+        mean = mean[:, 0]
+        # 6. The plan is the mean; score it once more with the decoder for the clearance.
+        a = self.project(mean)
+        cost, risk, clear = self.rollout_cost_t(z, ctx, a, decode=True)
+        plan = (a if a.shape[0] == ACTION_DIM
+                else torch.cat([a, torch.zeros_like(a[0:1])], dim=0)).permute(2, 1, 0)
         return plan[:, 0], plan, cost, risk, clear
 
 
