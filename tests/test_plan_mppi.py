@@ -259,9 +259,11 @@ def reference_cost(m: WorldModel, cfg: PlannerConfig, obs: torch.Tensor, pos: to
     return np.array(out)
 
 
-def test_graph_cost_equals_the_documented_cost_term_by_term() -> None:
+@pytest.mark.parametrize("shared_head", [False, True])
+def test_graph_cost_equals_the_documented_cost_term_by_term(shared_head: bool) -> None:
     torch.manual_seed(5)
-    m = WorldModel(WorldModelConfig(latent_dim=16, hidden_dim=32, head_hidden=16)).eval()
+    m = WorldModel(WorldModelConfig(latent_dim=16, hidden_dim=32, head_hidden=16,
+                                    shared_head=shared_head)).eval()
     with torch.no_grad():
         m.dpos_std.fill_(0.2)
         m.progress_std.fill_(0.1)

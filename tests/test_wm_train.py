@@ -91,3 +91,26 @@ def test_cli_train_then_evaluate(tmp_path: Path, data: tuple, capsys: pytest.Cap
     assert all(len(v) == 4 for v in table["velocity_error_mps"].values())
     assert "constant_velocity" in capsys.readouterr().out
     load_model(out)  # the card update kept every hash valid
+
+
+def test_shared_head_reads_the_dynamics_trunk_and_trains(tmp_path: Path, data: tuple) -> None:
+    from wm_agent.world_model.model import WorldModel
+
+    torch.manual_seed(0)
+    z, a = torch.softmax(torch.randn(5, 16), -1), torch.rand(5, 4) - 0.5
+    for shared in (False, True):
+        m = WorldModel(replace(TINY.model, shared_head=shared)).eval()
+        before = m.heads_normalised(z, a).detach().clone()
+        with torch.no_grad():
+            m.dynamics[0].weight.add_(torch.randn_like(m.dynamics[0].weight))  # first Linear
+        moved = not torch.allclose(m.heads_normalised(z, a), before)
+        assert moved == shared  # only the shared head depends on the dynamics' trunk
+        z_next, h = m.transition(z, a)
+        torch.testing.assert_close(z_next, m.next(z, a))
+        torch.testing.assert_close(h, m.heads_normalised(z, a))
+    ds, _ = data
+    cfg = replace(TINY, model=replace(TINY.model, shared_head=True))
+    h = train(ds, cfg, run_dir=tmp_path / "run", out=tmp_path / "model", progress=False).history
+    assert h[-1]["train_loss"] < 0.8 * h[0]["train_loss"]
+    model, _ = load_model(tmp_path / "model")
+    assert model.config.shared_head and isinstance(model.transition_head, torch.nn.Linear)

@@ -27,6 +27,8 @@ from numpy.typing import NDArray
 from torch import nn
 
 from wm_agent.errors import ConfigError, ModelError, WmAgentError
+from wm_agent.world_model.artifacts import CARD as MODEL_CARD
+from wm_agent.world_model.artifacts import update_card
 from wm_agent.world_model.dataset import TransitionDataset, load_dataset, sha256_file
 
 WEIGHTS = "latent_actions.safetensors"
@@ -218,6 +220,8 @@ def fit_and_save(ds: TransitionDataset, folder: Path | str, config: LatentAction
         "seconds": round(time.perf_counter() - t0, 2),
     }
     save_autoencoder(ae, folder, card)
+    if (Path(folder) / MODEL_CARD).is_file():  # the model card hashes every file of its folder
+        update_card(folder)
     return read_latent_card(folder)
 
 

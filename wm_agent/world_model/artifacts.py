@@ -52,9 +52,11 @@ def architecture_description(config: Any) -> str:
 
     latent = "SimNorm latent" if config.simnorm_group else "latent"
     dyn_ln = config.layer_norm if config.dynamics_layer_norm is None else config.dynamics_layer_norm
+    head = ("a Linear on the dynamics' first hidden layer" if getattr(config, "shared_head", False)
+            else "MLP on [z, a]")
     return (f"encoder MLP ({block(config.layer_norm)}) -> {latent}; residual latent dynamics "
             f"({block(dyn_ln)}); transition head (dpos, progress, collision "
-            "logit); decoder z' -> next obs")
+            f"logit; {head}); decoder z' -> next obs")
 
 
 def file_entry(path: Path) -> dict[str, Any]:

@@ -28,7 +28,8 @@ class WorldModelConfig:
     Attributes:
         obs_dim: observation size D. action_dim: action size A.
         latent_dim: L. hidden_dim: MLP width. encoder_layers / dynamics_layers: hidden layers.
-        head_hidden: width of the transition-head and decoder MLPs.
+        head_hidden: width of the decoder MLP and of the transition-head MLP (none with
+            ``shared_head``).
         simnorm_group: SimNorm group size (softmax over groups of this size; 0 = off).
         obs_clip: normalised observations are clipped to ±obs_clip.
         activation: hidden activation, ``"mish"`` (TD-MPC2) or ``"relu"`` (a planning model:
@@ -38,6 +39,10 @@ class WorldModelConfig:
         dynamics_layer_norm: the same in the latent dynamics MLP, the only part a planner
             runs once per rollout step (off in the planning model: it is ~20 % of a fleet plan);
             None (cards without the key): as ``layer_norm``.
+        shared_head: the transition head is one Linear on the dynamics MLP's first hidden
+            layer instead of its own MLP on [z, a] (MuZero's dynamics network predicts the
+            reward beside the next state, arXiv:1911.08265): a planner then runs no second MLP
+            per candidate and step (the planning model).
     """
 
     obs_dim: int = 51
@@ -52,6 +57,7 @@ class WorldModelConfig:
     activation: str = "mish"
     layer_norm: bool = True
     dynamics_layer_norm: bool | None = None
+    shared_head: bool = False
 
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
@@ -164,10 +170,14 @@ class WorldModel(nn.Module):
         c = config
         act, ln = c.activation, c.layer_norm
         self.encoder = mlp(c.obs_dim, c.hidden_dim, c.encoder_layers, c.latent_dim, act, ln)
+        dyn_ln = ln if c.dynamics_layer_norm is None else c.dynamics_layer_norm
         self.dynamics = mlp(c.latent_dim + c.action_dim, c.hidden_dim, c.dynamics_layers,
-                            c.latent_dim, act,
-                            ln if c.dynamics_layer_norm is None else c.dynamics_layer_norm)
-        self.transition_head = mlp(c.latent_dim + c.action_dim, c.head_hidden, 1, 5, act, ln)
+                            c.latent_dim, act, dyn_ln)
+        self.trunk_modules = 3 if dyn_ln else 2
+        """Modules of the dynamics MLP's first hidden block (Linear[, LayerNorm], activation)."""
+        self.transition_head: nn.Module = (
+            nn.Linear(c.hidden_dim, 5) if c.shared_head
+            else mlp(c.latent_dim + c.action_dim, c.head_hidden, 1, 5, act, ln))
         self.decoder = mlp(c.latent_dim, c.head_hidden, 1, c.obs_dim, act, ln)
         self.norm: nn.Module = (SimNorm(c.simnorm_group, c.latent_dim) if c.simnorm_group
                                   else nn.Identity())
@@ -183,13 +193,23 @@ class WorldModel(nn.Module):
         x = torch.clamp(x, -self.config.obs_clip, self.config.obs_clip)
         return self.norm(self.encoder(x))
 
+    def transition(self, z: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L), (B, A) normalised action → next latent (B, L) and the normalised heads
+        (B, 5): dpos / dpos_std (3), progress / progress_std (1), collision logit (1)."""
+        x = torch.cat([z, a], dim=-1)
+        if self.config.shared_head:
+            k = self.trunk_modules
+            h = self.dynamics[:k](x)
+            return self.norm(z + self.dynamics[k:](h)), self.transition_head(h)
+        return self.norm(z + self.dynamics(x)), self.transition_head(x)
+
     def next(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """(B, L), (B, A) normalised action → (B, L) next latent."""
-        return self.norm(z + self.dynamics(torch.cat([z, a], dim=-1)))
+        return self.transition(z, a)[0]
 
     def heads_normalised(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """(B, 5): dpos / dpos_std (3), progress / progress_std (1), collision logit (1)."""
-        return self.transition_head(torch.cat([z, a], dim=-1))
+        return self.transition(z, a)[1]
 
     def decode_normalised(self, z: torch.Tensor) -> torch.Tensor:
         """(B, D) normalised observation."""
@@ -201,8 +221,7 @@ class WorldModel(nn.Module):
 
     def step(self, z: torch.Tensor, a: torch.Tensor) -> StepOutput:
         """One world-model step (``WM_DT``) from latent ``z`` under normalised action ``a``."""
-        h = self.heads_normalised(z, a)
-        z_next = self.next(z, a)
+        z_next, h = self.transition(z, a)
         return StepOutput(
             z_next=z_next,
             dpos=h[:, 0:3] * self.dpos_std,

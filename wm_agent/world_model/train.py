@@ -169,8 +169,7 @@ def window_loss(
         norm += w
         m = b["mask"][:, t]
         msum = m.sum().clamp_min(1.0)
-        h = model.heads_normalised(z, act[:, t])
-        z = model.next(z, act[:, t])
+        z, h = model.transition(z, act[:, t])
         cons = ((z - z_tgt[:, t]) ** 2).mean(-1)
         terms["consistency"] = terms["consistency"] + w * (cons * m).sum() / msum
         dec = model.decode_normalised(z)
@@ -451,13 +450,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latent-dim", type=int, default=m.latent_dim)
     p.add_argument("--hidden-dim", type=int, default=m.hidden_dim)
     p.add_argument("--head-hidden", type=int, default=m.head_hidden,
-                   help="width of the transition-head and decoder MLPs")
+                   help="width of the decoder MLP and of the transition-head MLP "
+                        "(none with --shared-head)")
     p.add_argument("--activation", choices=["mish", "relu"], default=m.activation,
                    help="hidden activation (relu: the planning model)")
     p.add_argument("--no-layer-norm", action="store_true",
                    help="no LayerNorm after the encoder's, heads' and decoder's hidden layers")
     p.add_argument("--no-dynamics-layer-norm", action="store_true",
                    help="no LayerNorm in the latent dynamics MLP (the planning model)")
+    p.add_argument("--shared-head", action="store_true",
+                   help="transition head as one Linear on the dynamics' first hidden layer "
+                        "(the planning model: no second MLP per planned step)")
     p.add_argument("--allow-mismatch", action="store_true",
                    help="accept a dataset of another spec version / scenario")
     p.add_argument("--no-progress", action="store_true")
@@ -476,7 +479,8 @@ def train_main(argv: list[str] | None = None) -> int:
             model=replace(base.model, latent_dim=ns.latent_dim, hidden_dim=ns.hidden_dim,
                           head_hidden=ns.head_hidden, activation=ns.activation,
                           layer_norm=not ns.no_layer_norm,
-                          dynamics_layer_norm=not ns.no_dynamics_layer_norm),
+                          dynamics_layer_norm=not ns.no_dynamics_layer_norm,
+                          shared_head=ns.shared_head),
         )
         ds = load_dataset(ns.data, allow_mismatch=ns.allow_mismatch)
         out = ns.out or default_model_dir()
