@@ -115,7 +115,8 @@ def run_fleet(opts: RunOptions) -> dict[str, Any]:
             if m is not None:
                 bar.set_postfix_str(f"delivered {m.delivered} queued {m.queued} lost {m.lost_drones}",
                                     refresh=False)
-            bar.update(round(min(seen.sim_time, opts.duration_s) - bar.n, 1))
+            bar.n = min(seen.sim_time, bar.total)  # set, not summed: never past the total
+            bar.update(0)
             if faults is not None and plan is not None:
                 _inject(graph, plan, faults, seen)
             # the coordinator killed by the fault scenario and not restarted yet has not failed
