@@ -24,12 +24,11 @@ from wm_agent.world_model.spaces import ActionSpec, ObservationSpec
 CFG = PlannerConfig(samples=32, elites=4, iterations=2, horizon=4, action_space="raw")
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def make_folder(out: Path, shared_head: bool) -> Path:
     """A random-weights world model folder (+ latent actions) — no trained model needed."""
     torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("plan_model")
-    m = WorldModel(WorldModelConfig(latent_dim=16, hidden_dim=32, head_hidden=16))
+    m = WorldModel(WorldModelConfig(latent_dim=16, hidden_dim=32, head_hidden=16,
+                                    shared_head=shared_head))
     with torch.no_grad():
         m.obs_std.fill_(2.0)
         m.dpos_std.fill_(0.1)
@@ -39,6 +38,17 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     save_autoencoder(ActionAutoencoder(CFG.horizon, 3, 16), out, {"envelope": {
         "lo": [-50.0] * 51, "hi": [50.0] * 51}})
     return out
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_folder(tmp_path_factory.mktemp("plan_model"), shared_head=False)
+
+
+@pytest.fixture(scope="module")
+def shared_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same with the planning model's shared transition head."""
+    return make_folder(tmp_path_factory.mktemp("plan_model_shared"), shared_head=True)
 
 
 def inputs(b: int, seed: int = 0) -> tuple[np.ndarray, ...]:
@@ -51,9 +61,11 @@ def inputs(b: int, seed: int = 0) -> tuple[np.ndarray, ...]:
 
 @pytest.mark.parametrize("space", ["raw", "latent"])
 @pytest.mark.parametrize("batch", [1, 7])
+@pytest.mark.parametrize("model", ["folder", "shared_folder"])
 def test_onnx_and_torch_plans_agree_given_the_same_noise(
-    folder: Path, tmp_path: Path, space: str, batch: int
+    request: pytest.FixtureRequest, model: str, tmp_path: Path, space: str, batch: int
 ) -> None:
+    folder = request.getfixturevalue(model)
     cfg = PlannerConfig(samples=32, elites=4, iterations=2, horizon=4, action_space=space)
     opts = PlannerOptions(cache=tmp_path, threads=1)
     pt = open_planner("torch", folder, cfg, opts)
@@ -102,3 +114,35 @@ def test_backend_status_and_errors(folder: Path, tmp_path: Path) -> None:
         open_planner("tflite", folder, CFG)
     with pytest.raises(ModelError, match="card"):
         open_planner("torch", tmp_path, CFG)
+
+
+def test_planner_options_are_validated() -> None:
+    from wm_agent.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="opt_batch"):
+        PlannerOptions(opt_batch=2000, max_batch=1000)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("fp16", [False, True])
+def test_tensorrt_plan_agrees_with_torch_on_gpu(shared_folder: Path, tmp_path: Path, fp16: bool) -> None:
+    from wm_agent.planning.export import tensorrt_unavailable_reason
+
+    reason = tensorrt_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    cfg = PlannerConfig(samples=32, elites=4, iterations=2, horizon=4, action_space="latent")
+    opts = PlannerOptions(cache=tmp_path, fp16=fp16, opt_batch=8, max_batch=64)
+    trt_pl = open_planner("tensorrt", shared_folder, cfg, opts)
+    assert trt_pl.describe()["built_now"]
+    ref = open_planner("torch", shared_folder, cfg, PlannerOptions(device="cpu", cache=tmp_path))
+    obs, pos, goal = inputs(7)
+    noise = ref.draw_noise(7)
+    a = ref.plan(obs, pos, goal, noise=noise)
+    b = trt_pl.plan(obs, pos, goal, noise=noise)
+    assert b.valid.all()
+    tol = 5e-2 if fp16 else 1e-2  # TF32 GEMMs even without FP16; FP16 can swap near-tied elites
+    np.testing.assert_allclose(b.cost, a.cost, rtol=tol, atol=tol)
+    assert np.median(np.abs(a.action - b.action)) <= tol
+    again = open_planner("tensorrt", shared_folder, cfg, opts)
+    assert not again.describe()["built_now"]  # the cached engine is reused

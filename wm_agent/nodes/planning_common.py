@@ -66,8 +66,10 @@ def build_controller(cfg: PlannerNodeConfig) -> tuple[Scenario, FleetController]
     planner: Planner | None = None
     envelope = None
     if cfg.backend != "classical":
+        fleet = max(scenario.drones, 1)  # TensorRT's batch profile: the whole fleet per call
         options = PlannerOptions(threads=cfg.threads, seed=cfg.seed,
-                                 cache=Path(cfg.engine_cache) if cfg.engine_cache else None)
+                                 cache=Path(cfg.engine_cache) if cfg.engine_cache else None,
+                                 opt_batch=fleet, max_batch=fleet)
         config = PRESETS[cfg.preset].with_scenario(scenario)
         planner = open_planner(cfg.backend, folder, config, options)
         envelope = Envelope.from_card(folder)

@@ -15,7 +15,8 @@ latent-action weights) and the config; the model folder is never written.
 
 ``open_planner(backend, model_folder, config)`` with ``backend`` in :data:`PLAN_BACKENDS`:
 ``torch`` (eager, CUDA when present), ``onnxruntime`` (CUDA provider first when present, else
-CPU), ``tensorrt`` (raises :class:`ModelError` with the reason when there is no GPU/TensorRT).
+CPU), ``tensorrt`` (the same plan.onnx built into a TensorRT engine, FP16 by default, cached;
+raises :class:`ModelError` with the reason when there is no GPU/TensorRT).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from wm_agent.errors import ModelError
+from wm_agent.errors import ConfigError, ModelError
 from wm_agent.planning.mppi import PlanGraph, Planner, PlannerConfig, TorchPlanBackend
 from wm_agent.world_model.spaces import ActionSpec, ObservationSpec
 
@@ -55,6 +56,10 @@ class PlannerOptions:
         verify: check the model card's hashes when loading.
         seed: seed of the planner's noise generator.
         check_parity: after an export, compare torch and ONNX Runtime on a batch.
+        fp16: TensorRT: build the engine with FP16 enabled.
+        opt_batch, max_batch: TensorRT: optimisation profile of the batch (drones per call;
+            the engine's activation memory grows with max_batch × samples).
+        rebuild_engine: TensorRT: rebuild even when the cached engine's key matches.
     """
 
     device: str | None = None
@@ -63,6 +68,15 @@ class PlannerOptions:
     verify: bool = True
     seed: int = 0
     check_parity: bool = True
+    fp16: bool = True
+    opt_batch: int = 1
+    max_batch: int = 1024
+    rebuild_engine: bool = False
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.opt_batch <= self.max_batch:
+            raise ConfigError(f"planner options: expected 1 <= opt_batch ({self.opt_batch}) <= "
+                             f"max_batch ({self.max_batch})")
 
 
 def build_graph(model_folder: Path | str, config: PlannerConfig, *, device: str | torch.device = "cpu",
@@ -219,7 +233,9 @@ def _open_torch(folder: Path, config: PlannerConfig, options: PlannerOptions) ->
                    graph.model.config.obs_dim, seed=options.seed)
 
 
-def _open_onnx(folder: Path, config: PlannerConfig, options: PlannerOptions) -> Planner:
+def _exported(folder: Path, config: PlannerConfig, options: PlannerOptions
+              ) -> tuple[Path, PlanGraph, ActionSpec]:
+    """The cached plan.onnx for (model, config), exported and parity-checked when missing."""
     graph, act, _ = build_graph(folder, config, verify=options.verify)
     path = _cache_dir(options) / f"plan_{graph_key(folder, config)[:24]}.onnx"
     if not path.is_file():
@@ -235,18 +251,65 @@ def _open_onnx(folder: Path, config: PlannerConfig, options: PlannerOptions) -> 
                     f"plan export: onnxruntime and torch first actions differ by {diff['action']:.2e} "
                     f"> {PARITY_TOLERANCE} (all outputs: {diff})"
                 )
+    return path, graph, act
+
+
+def _open_onnx(folder: Path, config: PlannerConfig, options: PlannerOptions) -> Planner:
+    path, graph, act = _exported(folder, config, options)
     return Planner(OnnxPlanBackend(path, options.threads), config, act, graph.param_dim,
                    graph.model.config.obs_dim, seed=options.seed)
+
+
+class TensorRTPlanBackend:  # pragma: no cover - needs an NVIDIA GPU and TensorRT
+    """The exported plan graph as a TensorRT engine (FP16 unless disabled), built once and
+    cached beside the plan graph keyed by the graph's SHA-256, GPU name, TensorRT version,
+    precision and batch profile (the world-model runtime's engine cache code)."""
+
+    name = "tensorrt"
+
+    def __init__(self, path: Path, options: PlannerOptions):
+        import tensorrt as trt
+
+        from wm_agent.world_model.runtime import cached_engine, engine_key
+
+        self.device = torch.device(options.device or "cuda")
+        self.gpu = torch.cuda.get_device_name(self.device)
+        self.profile = (1, options.opt_batch, options.max_batch)
+        self.fp16 = options.fp16
+        logger = trt.Logger(trt.Logger.WARNING)
+        key = engine_key(path, self.gpu, trt.__version__, options.fp16, self.profile)
+        self.engine, self.built, self.engine_file = cached_engine(
+            trt, logger, path, _cache_dir(options), key, self.profile, options.fp16,
+            options.rebuild_engine)
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.inputs = tuple(n for n in PLAN_INPUTS if n in names)
+        self.path = path
+        self.trt_version = trt.__version__
+
+    def run(self, obs: NDArray[np.float32], pos: NDArray[np.float32], goal: NDArray[np.float32],
+            prev_plan: NDArray[np.float32], noise: NDArray[np.float32]) -> list[NDArray[np.float32]]:
+        """See :class:`wm_agent.planning.mppi.PlanBackend`."""
+        from wm_agent.world_model.runtime import execute_engine
+
+        given = dict(zip(PLAN_INPUTS, (obs, pos, goal, prev_plan, noise), strict=True))
+        return execute_engine(self.context, {k: given[k] for k in self.inputs}, PLAN_OUTPUTS,
+                              self.profile, self.device)
+
+    def describe(self) -> dict[str, Any]:
+        """Backend, GPU, TensorRT version, precision, engine file, whether it was built now."""
+        return {"backend": self.name, "gpu": self.gpu, "tensorrt": self.trt_version,
+                "fp16": self.fp16, "engine": str(self.engine_file), "built_now": self.built,
+                "profile": list(self.profile), "graph": str(self.path)}
 
 
 def _open_tensorrt(folder: Path, config: PlannerConfig, options: PlannerOptions) -> Planner:
     reason = tensorrt_unavailable_reason()
     if reason:
         raise ModelError(reason)
-    raise ModelError(  # pragma: no cover - needs a GPU
-        "tensorrt plan backend unavailable: building an engine from plan.onnx is not implemented "
-        "yet; use 'onnxruntime' (CUDA provider) on the GPU"
-    )
+    path, graph, act = _exported(folder, config, options)  # pragma: no cover - needs a GPU
+    return Planner(TensorRTPlanBackend(path, options), config, act,  # pragma: no cover
+                   graph.param_dim, graph.model.config.obs_dim, seed=options.seed)
 
 
 PLAN_BACKENDS: dict[str, Callable[[Path, PlannerConfig, PlannerOptions], Planner]] = {

@@ -309,6 +309,102 @@ def engine_path(cache: Path, onnx_path: Path, key: dict[str, Any]) -> Path:
                     f"{prec}-b{prof}.engine")
 
 
+def build_engine(trt: Any, logger: Any, onnx_path: Path, profile: tuple[int, int, int],
+                 fp16: bool) -> bytes:
+    """Parse ``onnx_path`` and build a serialized TensorRT engine. Every input's first
+    dimension is the batch (optimisation profile ``(min, opt, max)``); all other dimensions
+    must be static in the ONNX file.
+
+    Raises:
+        ModelError: the parser's errors, a dynamic non-batch dimension, or a failed build.
+    """
+    builder = trt.Builder(logger)
+    flags = 0
+    if int(trt.__version__.split(".")[0]) < 10:
+        flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx_path.read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise ModelError(f"tensorrt backend: cannot parse {onnx_path}: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, 1 << 30)
+    if fp16 and builder.platform_has_fast_fp16:
+        config.set_flag(trt.BuilderFlag.FP16)
+    opt_profile = builder.create_optimization_profile()
+    for i in range(network.num_inputs):
+        inp = network.get_input(i)
+        rest = tuple(int(d) for d in inp.shape)[1:]
+        if any(d < 0 for d in rest):
+            raise ModelError(f"tensorrt backend: {onnx_path} input {inp.name!r} has a dynamic "
+                             f"dimension besides the batch: {tuple(inp.shape)}")
+        opt_profile.set_shape(inp.name, *((b, *rest) for b in profile))
+    config.add_optimization_profile(opt_profile)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise ModelError(f"tensorrt backend: building the engine for {onnx_path} failed")
+    return bytes(serialized)
+
+
+def cached_engine(trt: Any, logger: Any, onnx_path: Path, cache: Path, key: dict[str, Any],
+                  profile: tuple[int, int, int], fp16: bool, rebuild: bool) -> tuple[Any, bool, Path]:
+    """The engine for ``onnx_path`` from ``cache`` when its key matches, else built and cached
+    (written atomically, key beside it). Returns (engine, built now, engine file)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    path = engine_path(cache, onnx_path, key)
+    meta = path.with_suffix(".json")
+    runtime = trt.Runtime(logger)
+    if not rebuild and path.is_file() and meta.is_file():
+        try:
+            if json.loads(meta.read_text()) == key:
+                engine = runtime.deserialize_cuda_engine(path.read_bytes())
+                if engine is not None:
+                    return engine, False, path
+        except (OSError, json.JSONDecodeError):
+            pass
+    serialized = build_engine(trt, logger, onnx_path, profile, fp16)
+    tmp = path.with_suffix(".engine.tmp")
+    tmp.write_bytes(serialized)
+    tmp.replace(path)
+    meta.write_text(json.dumps(key, indent=2, sort_keys=True) + "\n")
+    engine = runtime.deserialize_cuda_engine(serialized)
+    if engine is None:
+        raise ModelError(f"tensorrt backend: the engine built from {onnx_path} does not deserialize")
+    return engine, True, path
+
+
+def execute_engine(ctx: Any, inputs: dict[str, NDArray[np.float32]], outputs: tuple[str, ...],
+                   profile: tuple[int, int, int], device: torch.device) -> list[NDArray[np.float32]]:
+    """Run one TensorRT execution context on numpy inputs (copied to ``device``) and return the
+    named outputs as numpy arrays.
+
+    Raises:
+        ModelError: a batch outside the profile, or a failed execution.
+    """
+    for name, arr in inputs.items():
+        if not profile[0] <= arr.shape[0] <= profile[2]:
+            raise ModelError(
+                f"tensorrt runtime: {name} batch {arr.shape[0]} is outside the engine's profile "
+                f"[{profile[0]}, {profile[2]}]; open with a larger max_batch"
+            )
+    keep = []
+    for name, arr in inputs.items():
+        t = torch.from_numpy(arr).to(device).contiguous()
+        keep.append(t)
+        ctx.set_input_shape(name, tuple(t.shape))
+        ctx.set_tensor_address(name, t.data_ptr())
+    outs = []
+    for name in outputs:
+        t = torch.empty(tuple(ctx.get_tensor_shape(name)), dtype=torch.float32, device=device)
+        outs.append(t)
+        ctx.set_tensor_address(name, t.data_ptr())
+    stream = torch.cuda.current_stream(device)
+    if not ctx.execute_async_v3(stream.cuda_stream):
+        raise ModelError("tensorrt runtime: engine execution failed")
+    stream.synchronize()
+    return [t.cpu().numpy() for t in outs]
+
+
 class TensorRTBackend(_Runtime):
     """TensorRT engines built from the ONNX files (FP16), cached on disk."""
 
@@ -319,12 +415,10 @@ class TensorRTBackend(_Runtime):
         if reason is not None:
             raise ModelError(f"tensorrt backend unavailable: {reason}")
         import tensorrt as trt
-        import torch
 
         card, d, a, lat = _card_dims(folder, options.verify)
         super().__init__(folder, d, a, lat)
         self.trt = trt
-        self.torch = torch
         self.device = torch.device(options.device or "cuda")
         self.gpu = torch.cuda.get_device_name(self.device)
         self.logger = trt.Logger(trt.Logger.WARNING)
@@ -340,87 +434,17 @@ class TensorRTBackend(_Runtime):
         self.card = card
 
     def _engine(self, onnx_path: Path, label: str, options: RuntimeOptions) -> Any:
-        trt = self.trt
-        key = engine_key(onnx_path, self.gpu, trt.__version__, options.fp16, self.profile)
-        path = engine_path(self.cache, onnx_path, key)
-        meta = path.with_suffix(".json")
-        runtime = trt.Runtime(self.logger)
+        key = engine_key(onnx_path, self.gpu, self.trt.__version__, options.fp16, self.profile)
+        engine, built, path = cached_engine(self.trt, self.logger, onnx_path, self.cache, key,
+                                            self.profile, options.fp16, options.rebuild_engine)
         self.engine_files[label] = str(path)
-        if not options.rebuild_engine and path.is_file() and meta.is_file():
-            try:
-                if json.loads(meta.read_text()) == key:
-                    engine = runtime.deserialize_cuda_engine(path.read_bytes())
-                    if engine is not None:
-                        self.built[label] = False
-                        return engine
-            except (OSError, json.JSONDecodeError):
-                pass
-        serialized = self._build(onnx_path, options)
-        tmp = path.with_suffix(".engine.tmp")
-        tmp.write_bytes(serialized)
-        tmp.replace(path)
-        meta.write_text(json.dumps(key, indent=2, sort_keys=True) + "\n")
-        engine = runtime.deserialize_cuda_engine(serialized)
-        if engine is None:
-            raise ModelError(f"tensorrt backend: the engine built from {onnx_path} does not deserialize")
-        self.built[label] = True
+        self.built[label] = built
         return engine
-
-    def _build(self, onnx_path: Path, options: RuntimeOptions) -> bytes:
-        trt = self.trt
-        builder = trt.Builder(self.logger)
-        major = int(trt.__version__.split(".")[0])
-        flags = 0
-        if major < 10:
-            flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-        network = builder.create_network(flags)
-        parser = trt.OnnxParser(network, self.logger)
-        if not parser.parse(onnx_path.read_bytes()):
-            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-            raise ModelError(f"tensorrt backend: cannot parse {onnx_path}: {errors}")
-        config = builder.create_builder_config()
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, 1 << 30)
-        if options.fp16 and builder.platform_has_fast_fp16:
-            config.set_flag(trt.BuilderFlag.FP16)
-        profile = builder.create_optimization_profile()
-        lo, opt, hi = self.profile
-        for i in range(network.num_inputs):
-            inp = network.get_input(i)
-            width = int(inp.shape[1])
-            profile.set_shape(inp.name, (lo, width), (opt, width), (hi, width))
-        config.add_optimization_profile(profile)
-        serialized = builder.build_serialized_network(network, config)
-        if serialized is None:
-            raise ModelError(f"tensorrt backend: building the engine for {onnx_path} failed")
-        return bytes(serialized)
 
     def _run(self, label: str, inputs: dict[str, NDArray[np.float32]], outputs: tuple[str, ...]
              ) -> list[NDArray[np.float32]]:
-        torch = self.torch
         _, ctx = self.contexts[label]
-        n = next(iter(inputs.values())).shape[0]
-        if not self.profile[0] <= n <= self.profile[2]:
-            raise ModelError(
-                f"tensorrt runtime: batch {n} is outside the engine's profile "
-                f"[{self.profile[0]}, {self.profile[2]}]; open with a larger max_batch"
-            )
-        keep = []
-        for name, arr in inputs.items():
-            t = torch.from_numpy(arr).to(self.device).contiguous()
-            keep.append(t)
-            ctx.set_input_shape(name, tuple(t.shape))
-            ctx.set_tensor_address(name, t.data_ptr())
-        outs = []
-        for name in outputs:
-            shape = tuple(ctx.get_tensor_shape(name))
-            t = torch.empty(shape, dtype=torch.float32, device=self.device)
-            outs.append(t)
-            ctx.set_tensor_address(name, t.data_ptr())
-        stream = torch.cuda.current_stream(self.device)
-        if not ctx.execute_async_v3(stream.cuda_stream):
-            raise ModelError(f"tensorrt runtime: {label} execution failed")
-        stream.synchronize()
-        return [t.cpu().numpy() for t in outs]
+        return execute_engine(ctx, inputs, outputs, self.profile, self.device)
 
     def _encode(self, obs: NDArray[np.float32]) -> NDArray[np.float32]:
         return self._run("encoder", {"obs": obs}, ENCODER_IO[1])[0]
