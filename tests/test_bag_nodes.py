@@ -180,3 +180,28 @@ def test_replay_main_command(tmp_path: Path) -> None:
         cwd=REPO, env=_env(), capture_output=True, text=True, timeout=60,
     )
     assert bad.returncode == 2 and "nope" in bad.stderr
+
+
+def test_recorder_discovers_topics_before_sim_time_starts(
+    ros_context: Any, spin: Any, tmp_path: Path
+) -> None:
+    """Under use_sim_time with no /clock yet (sim time 0: a run held at its start), discovery
+    still runs — on the wall clock — so the first messages of the run are recorded."""
+    recorder = Recorder(context=ros_context, parameter_overrides=[
+        Parameter("output", value=str(tmp_path / "rec")),
+        Parameter("topics", value=[topics.FLEET_STATE]),
+        Parameter("discovery_period_s", value=0.1),
+        Parameter("use_sim_time", value=True),
+        Parameter("time_source", value="ros"),
+    ])
+    ex = SingleThreadedExecutor(context=ros_context)
+    ex.add_node(recorder)
+    spin(ex, lambda: False, 0.3)
+    fleet = FleetPublisher(ros_context)  # appears after the recorder's first discovery
+    ex.add_node(fleet)
+    assert recorder.get_clock().now().nanoseconds == 0  # no /clock: sim time stands still
+    assert spin(ex, lambda: topics.FLEET_STATE in recorder.subscriptions_by_topic, 10.0)
+    recorder.close()
+    ex.shutdown()
+    fleet.destroy_node()
+    recorder.destroy_node()

@@ -152,3 +152,33 @@ def test_bad_parameter_is_refused_with_its_name(ros_context: Any) -> None:
 
     with pytest.raises(ConfigError, match="mode"):
         make_bridge(ros_context, mode="warp")
+
+
+def test_start_waits_for_the_fleet_state_subscribers(ros_context: Any, spin: Any) -> None:
+    bridge = make_bridge(ros_context, drones=2, fidelity="fleet", mode="fast", odom_max_drones=0,
+                         start_subscribers=1, duration_s=1.0)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(bridge)
+    spin(executor, lambda: False, 0.5)
+    assert bridge.sim.sim_time == 0.0 and bridge.step_count == 0  # nobody listens yet: held at 0
+    listener = Node("late_listener", context=ros_context)
+    states: list[Any] = []
+    listener.create_subscription(msgs.FleetState, topics.FLEET_STATE, states.append, qos.STATE)
+    executor.add_node(listener)
+    assert spin(executor, lambda: bridge.sim.sim_time >= 1.0 - 1e-9, 30.0), bridge.sim.sim_time
+    spin(executor, lambda: False, 0.2)
+    steps = [fleet_state_from_msg(m).step for m in states]
+    assert steps and steps[0] == 0  # the listener saw the start
+    executor.shutdown()
+    bridge.close()
+    listener.destroy_node()
+
+
+def test_start_gate_times_out(ros_context: Any, spin: Any) -> None:
+    bridge = make_bridge(ros_context, drones=2, fidelity="fleet", mode="fast", odom_max_drones=0,
+                         start_subscribers=5, start_timeout_s=0.3, duration_s=0.5)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(bridge)
+    assert spin(executor, lambda: bridge.sim.sim_time >= 0.5 - 1e-9, 30.0)
+    executor.shutdown()
+    bridge.close()

@@ -92,8 +92,11 @@ class FleetSimArgs:
     model: str = ""                   # world-model folder ("" = the shipped model)
     ledger: str = ""                  # coordinator ledger ("" = $ROS_HOME/wm_agent/ledger.sqlite)
     task_rate_per_min: float = 0.0    # task arrivals per minute (0 = the scenario's rate)
+    watchers: int = 0                 # fleet-state subscribers outside the graph that must see t = 0
 
     def __post_init__(self) -> None:
+        if self.watchers < 0:
+            raise ConfigError(f"watchers must be >= 0, got {self.watchers}")
         if self.drones < 1:
             raise ConfigError(f"drones must be >= 1, got {self.drones}")
         if self.mode not in ("realtime", "fast", "lockstep"):
@@ -129,6 +132,8 @@ def fleet_sim_graph(args: FleetSimArgs) -> list[NodeSpec]:
     task_rate = (float(args.task_rate_per_min) or _scenario_task_rate(args.scenario)) if lockstep else 0.0
     if lockstep:
         sim["lockstep_min_commanders"] = args.drones  # wait for the fleet planner before step 1
+    # hold t = 0 until planner, coordinator, monitor (the recorder, watchers) have subscribed
+    sim["start_subscribers"] = 3 + (1 if args.record else 0) + args.watchers
     specs = [
         NodeSpec(
             name="sim_bridge",

@@ -77,7 +77,8 @@ def run_fleet(opts: RunOptions) -> dict[str, Any]:
     if (run_dir / "bag").exists():
         raise ConfigError(f"{run_dir} already holds a run; choose another --out or remove it")
     run_dir.mkdir(parents=True, exist_ok=True)
-    graph_args = replace(opts.graph, record=str(run_dir / "bag"), ledger=str(run_dir / "ledger.sqlite"))
+    graph_args = replace(opts.graph, record=str(run_dir / "bag"), ledger=str(run_dir / "ledger.sqlite"),
+                         watchers=opts.graph.watchers + 1)  # + this process's RunSupervisor
     specs = fleet_sim_graph(graph_args)
     specs = [replace(s, parameters={**s.parameters, "duration_s": opts.duration_s})
              if s.name == "sim_bridge" else s for s in specs]

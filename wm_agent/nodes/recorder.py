@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import rclpy.logging
+from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -115,7 +116,10 @@ class Recorder(Node):
         )
         self.subscriptions_by_topic: dict[str, Any] = {}
         self.failed: set[str] = set()
-        self.timer = self.create_timer(self.cfg.discovery_period_s, self.discover)
+        # Discovery runs on the wall (steady) clock: under use_sim_time a ROS-time timer would not
+        # fire before /clock advances, and the start of a run would go unrecorded.
+        self.timer = self.create_timer(self.cfg.discovery_period_s, self.discover,
+                                       clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(
             f"recording {', '.join(self.cfg.patterns)} into {self.writer.path} "
             f"(time stamps: {self.cfg.time_source})"

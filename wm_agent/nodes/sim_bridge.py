@@ -38,6 +38,9 @@ from wm_agent.sim.simulator import make_simulator
 from wm_agent.sim.types import StatusFlag
 
 MODES = ("realtime", "fast", "lockstep")
+START_SETTLE_S = 0.3
+"""Wall time the start gate still holds t = 0 after the subscribers matched on this side
+(discovery is not symmetric: the readers may match the writer a little later)."""
 FIDELITIES = ("auto", "motor", "fleet")
 
 
@@ -74,6 +77,14 @@ class SimBridgeConfig:
     dropout_drone: int = field(
         default=-1, metadata={"description": "fault injection: this drone's radio drops out (-1 = none)"}
     )
+    start_subscribers: int = field(
+        default=0, metadata={"description": "hold sim time at 0 until the fleet state has this many "
+                             "subscribers, so that nobody (a recorder) misses the start "
+                             "(0 = start at once; lockstep then also waits for its commanders)"}
+    )
+    start_timeout_s: float = field(
+        default=30.0, metadata={"description": "start anyway after this wall time [s]"}
+    )
     dropout_start_s: float = field(default=0.0, metadata={"description": "dropout start, sim time [s]"})
     dropout_end_s: float = field(default=0.0, metadata={"description": "dropout end, sim time [s]"})
 
@@ -82,13 +93,15 @@ class SimBridgeConfig:
             raise ConfigError(f"sim_bridge: mode must be one of {MODES}, got {self.mode!r}")
         if self.fidelity not in FIDELITIES:
             raise ConfigError(f"sim_bridge: fidelity must be one of {FIDELITIES}, got {self.fidelity!r}")
-        for name in ("drones", "odom_max_drones", "lockstep_min_commanders", "auto_motor_max_drones"):
+        for name in ("drones", "odom_max_drones", "lockstep_min_commanders", "auto_motor_max_drones",
+                     "start_subscribers"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"sim_bridge: {name} must be >= 0, got {getattr(self, name)}")
         for name in ("state_rate_hz", "duration_s"):
             if not (np.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ConfigError(f"sim_bridge: {name} must be a finite value >= 0")
-        for name in ("lockstep_timeout_s", "lockstep_startup_timeout_s", "takeoff_speed"):
+        for name in ("lockstep_timeout_s", "lockstep_startup_timeout_s", "takeoff_speed",
+                     "start_timeout_s"):
             if not (np.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise ConfigError(f"sim_bridge: {name} must be a finite value > 0")
 
@@ -132,6 +145,8 @@ class SimBridge(Node):
                 lambda msg, i=i: self.on_cmd_vel(i, msg), qos.COMMAND_SUB,
             )
         self.wall_start = time.monotonic()
+        self.started = self.cfg.start_subscribers == 0
+        self._all_seen: float | None = None
         self.lockstep_wait_since = time.monotonic()
         self._last_kick = time.monotonic()
         period = self.control_dt if self.cfg.mode == "realtime" else 0.001
@@ -176,6 +191,8 @@ class SimBridge(Node):
     def tick(self) -> None:
         if self.cfg.duration_s and self.sim.sim_time >= self.cfg.duration_s - 1e-9:
             return
+        if not self.started and not self._start_gate():
+            return
         if self.cfg.mode == "realtime":
             due = int((time.monotonic() - self.wall_start) / self.control_dt)
             for _ in range(min(due - self.step_count, 4)):  # catch up at most 4 periods a tick
@@ -186,6 +203,32 @@ class SimBridge(Node):
                 self.advance()
         else:
             self.lockstep_tick()
+
+    def _start_gate(self) -> bool:
+        """True once the fleet state has ``start_subscribers`` subscribers (or
+        after ``start_timeout_s``) and :data:`START_SETTLE_S` has passed; until then sim time
+        stays 0 and the t = 0 state is re-published every 0.1 s for late joiners."""
+        have = self.state_pub.get_subscription_count()
+        now = time.monotonic()
+        want = self.cfg.start_subscribers
+        if have >= want and self._all_seen is None:
+            self._all_seen = now  # matched here; give the readers' side START_SETTLE_S to match too
+        settled = self._all_seen is not None and now - self._all_seen >= START_SETTLE_S
+        if not settled and now - self.wall_start < self.cfg.start_timeout_s:
+            if now - self._last_kick >= 0.1:
+                self._last_kick = now
+                self.publish_state()
+            return False
+        if have < want:
+            self.get_logger().warning(
+                f"starting with {have} of {want} fleet-state subscribers after "
+                f"{self.cfg.start_timeout_s} s")
+        else:
+            self.get_logger().info(f"{have} fleet-state subscribers: starting the clock")
+        self.started = True
+        self.wall_start = now
+        self.lockstep_wait_since = now
+        return True
 
     def _done(self) -> bool:
         return bool(self.cfg.duration_s) and self.sim.sim_time >= self.cfg.duration_s - 1e-9
