@@ -76,7 +76,7 @@ def test_each_substitution_is_counted_by_kind() -> None:
     cmd = np.array([[np.nan, 0, 0], [20.0, 0, 0], [1.0, 0, 0], [1.0, 0, 0], [0.5, 0, 0]])
     yaw = np.zeros(n)
     obs[2, SPEC.slice("sectors")][0] = 0.2  # shelf 0.2 m to the east, flying east: brake
-    obs[3, 0] = 40.0  # velocity feature far outside the envelope: fallback
+    obs[3, SPEC.slice("altitude").start] = 40.0  # a feature far outside the envelope: fallback
     valid = np.array([True, True, True, True, True])
     pos = np.tile([5.0, 5.0, 1.5], (n, 1))
     goal = pos + np.array([0.0, 2.0, 0.0])
@@ -169,3 +169,18 @@ def test_descent_near_the_floor_stays_below_the_crash_speed(n: int, data: st.Dat
     out = SafetyFilter(cfg).apply(v, np.zeros(n), obs, None, None, np.zeros((n, 3)), np.zeros((n, 3)))
     limit = -(cfg.ground_descent_speed + np.clip(alt - cfg.ground_band, 0.0, None))
     assert np.all(out.cmd_vel[:, 2] >= limit - 1e-6)
+
+
+def test_brake_margin_grows_with_the_measured_speed_towards_the_obstacle() -> None:
+    obs = open_obs(3)
+    obs[:, SPEC.slice("sectors").start] = 0.7  # a shelf face 0.7 m to the east (sector 0)
+    obs[0, SPEC.slice("vel")] = (3.0, 0.0, 0.0)  # flying at it at 3 m/s
+    obs[1, SPEC.slice("vel")] = (0.0, 3.0, 0.0)  # flying along it
+    obs[2, SPEC.slice("vel")] = (-3.0, 0.0, 0.0)  # flying away
+    cmd = np.array([[3.0, 0.0, 0.0], [1.0, 3.0, 0.0], [1.0, 0.0, 0.0]])
+    args = (np.zeros(3), obs, None, None, np.zeros((3, 3)), np.zeros((3, 3)))
+    out = SafetyFilter(SafetyConfig(brake_decel=3.0)).apply(cmd, *args)
+    # 0.35 + 3·WM_DT + 3²/(2·3) = 2.1 m > 0.7 m: brakes; along / away: the fixed 0.35 m margin
+    assert out.cmd_vel[0, 0] <= 0.0 and np.allclose(out.cmd_vel[1:], cmd[1:])
+    fixed = SafetyFilter(SafetyConfig(brake_decel=0.0)).apply(cmd, *args)
+    assert np.allclose(fixed.cmd_vel, cmd)  # 0.7 m > 0.35 m: no brake with fixed margins

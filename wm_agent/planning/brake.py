@@ -45,6 +45,7 @@ def brake_velocity(
     neighbour_margin: float,
     neighbour_push: float = 1.0,
     brake_decel: float | None = None,
+    reaction_s: float = 0.0,
 ) -> BrakeResult:
     """Remove the command's components towards close obstacles and neighbours.
 
@@ -60,6 +61,9 @@ def brake_velocity(
             grows by the stopping distance v²/(2·brake_decel) of the drone's *measured* velocity
             towards it (from the observation), so a fast drone starts braking early enough to stop
             before the margin. None = fixed margins.
+        reaction_s: with ``brake_decel``, the margin also grows by the distance flown towards
+            the sector before the brake acts, (measured speed towards it)·reaction_s [s] (e.g.
+            one command period).
 
     Returns:
         :class:`BrakeResult`. Guarantee: for every sector j closer than the margin,
@@ -73,7 +77,7 @@ def brake_velocity(
     margin = np.full((n, 8), float(obstacle_margin))
     if brake_decel is not None and brake_decel > 0:
         towards = np.clip(o[:, spec.slice("vel")] @ SECTOR_DIRS.T, 0.0, None)  # (N, 8) [m/s]
-        margin = margin + towards**2 / (2.0 * brake_decel)
+        margin = margin + towards * reaction_s + towards**2 / (2.0 * brake_decel)
     close = sect < margin  # (N, 8)
     nb_close = np.zeros((n, 0), bool)
     nb_dir = np.zeros((n, 0, 3))

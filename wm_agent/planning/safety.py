@@ -10,7 +10,8 @@ Applied in this order to every drone's command; each substitution is counted per
    observation itself is unusable hold position.
 3. SPEED_CLAMP — speed above ``max_speed``, yaw rate above ``max_yaw_rate``, or a change from the
    previous command above ``max_accel · dt`` → scaled down to the limit.
-4. BRAKE — an obstacle sector / the up clearance / a neighbour closer than its margin → the
+4. BRAKE — an obstacle sector / the up clearance / a neighbour closer than its margin (sector
+   margins grow with the measured speed towards the sector: reaction + stopping distance) → the
    velocity component towards it is removed; a predicted min clearance (from the planner) below
    ``clearance_margin`` → speed capped at ``brake_speed``. Braking may exceed the acceleration
    limit (stopping wins).
@@ -102,6 +103,12 @@ class SafetyConfig:
         obstacle_margin: sector / up-clearance distance that triggers the brake [m].
         neighbour_margin: neighbour distance that triggers the brake [m].
         clearance_margin: predicted min clearance below which speed is capped [m].
+        brake_decel: deceleration counted on when braking [m/s²]: each obstacle sector's margin
+            grows by the reaction distance (``brake_reaction_s``) plus the stopping distance
+            v²/(2·brake_decel) of the measured velocity towards it, so a fast drone brakes early
+            enough (0 = fixed margins). 5 m/s²: a 30° tilt gives g·tan 30° = 5.7 m/s²; the lag of
+            the velocity loop is covered by the reaction time.
+        brake_reaction_s: time before a braking command acts [s] (one command period).
         brake_speed: that cap [m/s].
         ground_band: altitude below which descents are limited to ``ground_descent_speed`` [m];
             above it the limit grows by 1 m/s per metre (a drone at altitude h may descend at
@@ -118,6 +125,8 @@ class SafetyConfig:
     obstacle_margin: float = 0.35
     neighbour_margin: float = 0.6
     clearance_margin: float = 0.15
+    brake_decel: float = 5.0
+    brake_reaction_s: float = WM_DT
     brake_speed: float = 0.5
     ground_band: float = 0.5
     ground_descent_speed: float = 0.5
@@ -129,7 +138,7 @@ class SafetyConfig:
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"safety filter: {name}: expected > 0, got {value!r}")
         for name in ("obstacle_margin", "neighbour_margin", "clearance_margin", "brake_speed",
-                     "ground_band", "ground_descent_speed"):
+                     "ground_band", "ground_descent_speed", "brake_decel", "brake_reaction_s"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ConfigError(f"safety filter: {name}: expected >= 0, got {value!r}")
@@ -254,7 +263,8 @@ class SafetyFilter:
 
         # 4. Brake against measured obstacles/neighbours; slow down on a low predicted clearance.
         o_safe = np.where((ok & obs_ok)[:, None], o, 0.0)
-        braked = brake_velocity(v, o_safe, self.spec, c.obstacle_margin, c.neighbour_margin)
+        braked = brake_velocity(v, o_safe, self.spec, c.obstacle_margin, c.neighbour_margin,
+                                brake_decel=c.brake_decel or None, reaction_s=c.brake_reaction_s)
         v = braked.cmd_vel
         br = braked.braked & ok & obs_ok
         if predicted_clearance is not None:
