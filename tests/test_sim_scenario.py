@@ -93,6 +93,11 @@ BAD_FIELDS = [
     ("stations.pick.0.position", [9.0, 6.4, 1.0], r"stations\.pick\[0\]\.position: .*within"),
     ("stations.drop.1.name", "pick_a", r"stations\.drop\[1\]\.name: duplicate station name"),
     ("stations.drop", [], r"stations\.drop: expected a non-empty list"),
+    ("stations.bays", {"columns": 0, "rows": 2, "spacing": 1.0},
+     r"stations\.bays\.columns: expected an integer >= 1"),
+    ("stations.bays", {"columns": 2, "rows": 2}, r"stations\.bays\.spacing: missing required key"),
+    ("stations.bays", {"columns": 9, "rows": 9, "spacing": 1.0},
+     r"stations\.bays: a bay of 'pick_a' .* outside the geofence"),
     ("home_pads.spacing", 0.1, r"home_pads\.spacing: .*less than two collision radii"),
     ("home_pads.rows", 0, r"home_pads\.rows: expected an integer >= 1"),
     ("home_pads.origin", [9.0, 6.0, 0.0], r"home_pads: pad 0 .* is under shelves\[0\] row 0"),
@@ -207,3 +212,14 @@ def test_urdf_agrees_with_airframe_yaml() -> None:
     assert float(inertia.get("izz", "nan")) == af.izz
     assert float(cyl.get("radius", "nan")) == af.collision_radius
     assert float(cyl.get("length", "nan")) / 2 == af.body_half_height
+
+
+def test_station_bays_are_a_centred_grid(tmp_path: Path) -> None:
+    data = _raw()
+    data["stations"]["bays"] = {"columns": 3, "rows": 2, "spacing": 1.0}
+    sc = load_scenario(_write(tmp_path, data))
+    assert sc.station_bays.shape == (6, 3)
+    np.testing.assert_allclose(sc.station_bays.mean(0), 0.0, atol=1e-12)  # centred on the station
+    np.testing.assert_allclose(sorted(set(sc.station_bays[:, 0])), [-1.0, 0.0, 1.0])
+    np.testing.assert_allclose(sorted(set(sc.station_bays[:, 1])), [-0.5, 0.5])
+    assert load_scenario("warehouse").station_bays.shape == (1, 3)  # no bays: the station itself

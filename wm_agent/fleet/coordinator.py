@@ -167,6 +167,7 @@ class Coordinator:
         self.health = FleetHealth(self.config.lost_after_s)
         self._tasks: dict[str, Task] = {}
         self._pickup: dict[str, FloatArray] = {}
+        self._dropoff: dict[str, FloatArray] = {}  # dropoff bay [m] per task
         self._pos: FloatArray = np.zeros((0, 3))
         self._task_of: list[str] = []
         self._dirty = True
@@ -187,6 +188,7 @@ class Coordinator:
         for tid, task in state.tasks.items():
             self._tasks[tid] = task
             self._pickup[tid] = self._pickup_xyz(task.spec)
+            self._dropoff[tid] = self.layout.station_goal(task.spec.dropoff, tid)
             if task.state in (TaskState.ASSIGNED, TaskState.PICKED) and task.drone_id is not None:
                 row = int(self.health.rows_of([task.drone_id])[0])
                 if row < 0:
@@ -205,7 +207,7 @@ class Coordinator:
 
     def _pickup_xyz(self, spec: TaskSpec) -> FloatArray:
         if isinstance(spec.pickup, str):
-            return self.layout.station(spec.pickup)
+            return self.layout.station_goal(spec.pickup, spec.task_id)
         return np.asarray(spec.pickup, dtype=np.float64)
 
     def _drone_rows_record(self, rows: IntArray) -> list[tuple[int, int, int]]:
@@ -262,6 +264,7 @@ class Coordinator:
         self._outbox.append(tr)
         self._tasks[spec.task_id] = task
         self._pickup[spec.task_id] = self._pickup_xyz(spec)
+        self._dropoff[spec.task_id] = self.layout.station_goal(spec.dropoff, spec.task_id)
         if self._first_submit_s is None:
             self._first_submit_s = now
         self._dirty = True
@@ -424,7 +427,7 @@ class Coordinator:
                     phases[i], goals[i] = Phase.TO_PICKUP, self._pickup[tid]
                 else:
                     phases[i] = Phase.TO_DROPOFF
-                    goals[i] = self.layout.station(task.spec.dropoff)
+                    goals[i] = self._dropoff[tid]
         home = phases == Phase.TO_HOME
         near = np.linalg.norm(self._pos[rows] - goals, axis=1) <= self.config.arrive_radius_m
         phases[home & near] = Phase.IDLE
@@ -497,7 +500,7 @@ class Coordinator:
         for j, i in enumerate(idx):
             task = self._tasks[tids[i]]
             goals[j] = (self._pickup[tids[i]] if task.state is TaskState.ASSIGNED
-                        else self.layout.station(task.spec.dropoff))
+                        else self._dropoff[tids[i]])
         arrived = idx[np.linalg.norm(pos[idx] - goals, axis=1) <= self.config.arrive_radius_m]
         changes: list[tuple[Task, Transition]] = []
         freed: list[int] = []

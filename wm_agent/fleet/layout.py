@@ -8,8 +8,9 @@ All positions are ENU in the ``map`` frame [m].
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -34,6 +35,20 @@ def _vec3(value: Any, name: str) -> NDArray[np.float64]:
     return arr
 
 
+def bay_grid(columns: int, rows: int, spacing: float) -> NDArray[np.float64]:
+    """(columns·rows, 3) horizontal bay offsets [m] on a grid centred on the station.
+
+    Raises:
+        ConfigError: columns or rows < 1, or spacing not > 0 (when there is more than one bay).
+    """
+    if columns < 1 or rows < 1 or (columns * rows > 1 and not spacing > 0.0):
+        raise ConfigError(f"stations.bays needs columns, rows >= 1 and spacing > 0 [m], got "
+                          f"{columns}, {rows}, {spacing}")
+    r, c = np.divmod(np.arange(rows * columns), columns)
+    xy = np.stack([c - (columns - 1) / 2, r - (rows - 1) / 2], axis=1) * spacing
+    return np.concatenate([xy, np.zeros((xy.shape[0], 1))], axis=1).astype(np.float64)
+
+
 @dataclass(frozen=True, eq=False)
 class Layout:
     """Static warehouse geometry used for validation, goals and costs.
@@ -48,6 +63,9 @@ class Layout:
         geofence_max: (3,) upper corner of the allowed box [m].
         max_payload_kg: heaviest payload a drone may carry [kg].
         cruise_speed_mps: speed used to turn distance into travel time [m/s].
+        bay_offsets: (K, 3) offsets [m] of the K bays every station has around its position;
+            a task is served at bay ``crc32(task id) mod K`` of its station (spreads the drones
+            converging on a busy station; default one bay at the station itself).
     """
 
     stations: Mapping[str, NDArray[np.float64]]
@@ -58,6 +76,7 @@ class Layout:
     geofence_max: NDArray[np.float64]
     max_payload_kg: float
     cruise_speed_mps: float = DEFAULT_CRUISE_SPEED_MPS
+    bay_offsets: NDArray[np.float64] = field(default_factory=lambda: np.zeros((1, 3)))
 
     def __post_init__(self) -> None:
         stations = {str(k): _vec3(v, f"stations[{k!r}]") for k, v in self.stations.items()}
@@ -86,9 +105,15 @@ class Layout:
             raise ConfigError(f"max_payload_kg must be > 0 [kg], got {self.max_payload_kg}")
         if not np.isfinite(self.cruise_speed_mps) or self.cruise_speed_mps <= 0.0:
             raise ConfigError(f"cruise_speed_mps must be > 0 [m/s], got {self.cruise_speed_mps}")
+        bays = np.array(self.bay_offsets, dtype=np.float64)
+        if bays.ndim != 2 or bays.shape[1] != 3 or bays.shape[0] == 0 or not np.all(np.isfinite(bays)):
+            raise ConfigError(f"bay_offsets must be a non-empty finite (K, 3) array, got {bays.shape}")
+        bays.setflags(write=False)
+        object.__setattr__(self, "bay_offsets", bays)
         for name, pos in stations.items():
-            if not self.contains(pos[None, :])[0]:
-                raise ConfigError(f"station {name!r} at {pos.tolist()} lies outside the geofence")
+            if not self.contains(pos[None, :] + bays).all():
+                raise ConfigError(f"station {name!r} at {pos.tolist()} (or one of its bays) lies "
+                                  "outside the geofence")
 
     def contains(self, points: NDArray[np.float64]) -> NDArray[np.bool_]:
         """Return (N,) True where the (N, 3) ``points`` [m] lie inside the geofence box."""
@@ -107,13 +132,21 @@ class Layout:
                 f"unknown station {name!r}; known: {sorted(self.stations)}"
             ) from None
 
+    def station_goal(self, name: str, task_id: str) -> NDArray[np.float64]:
+        """(3,) position [m] where task ``task_id`` is served at station ``name``: the
+        station's bay ``crc32(task_id) mod K`` (stable across runs and restarts)."""
+        bay = zlib.crc32(task_id.encode()) % self.bay_offsets.shape[0]
+        out: NDArray[np.float64] = self.station(name) + self.bay_offsets[bay]
+        return out
+
     @classmethod
     def from_scenario_dict(
         cls, scenario: Mapping[str, Any], *, cruise_speed_mps: float | None = None
     ) -> Layout:
         """Build a layout from a parsed scenario YAML dict.
 
-        Reads ``stations.pick/drop`` (``{name, position}`` lists), ``home_pads`` (grid of
+        Reads ``stations.pick/drop`` (``{name, position}`` lists), optional ``stations.bays``
+        (``{columns, rows, spacing}``: :func:`bay_grid`), ``home_pads`` (grid of
         ``origin``, ``spacing`` [m], ``columns``, ``rows``; row-major), ``geofence.min/max``,
         ``tasks.max_payload_kg`` and, if present, ``fleet.cruise_speed_mps``. The keyword
         ``cruise_speed_mps`` [m/s] overrides the file; the default is 1.0 m/s.
@@ -133,6 +166,9 @@ class Layout:
             fence_min = scenario["geofence"]["min"]
             fence_max = scenario["geofence"]["max"]
             max_payload = float(scenario["tasks"]["max_payload_kg"])
+            bays_cfg = st.get("bays")
+            bays = (bay_grid(int(bays_cfg["columns"]), int(bays_cfg["rows"]), float(bays_cfg["spacing"]))
+                    if bays_cfg else np.zeros((1, 3)))
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"scenario is missing or malforms key {exc}") from exc
         if columns <= 0 or rows <= 0 or not spacing > 0.0:
@@ -155,6 +191,7 @@ class Layout:
             pick_stations=tuple(n for n, _ in pick),
             drop_stations=tuple(n for n, _ in drop),
             home_pads=pads,
+            bay_offsets=bays,
             geofence_min=_vec3(fence_min, "geofence.min"),
             geofence_max=_vec3(fence_max, "geofence.max"),
             max_payload_kg=max_payload,

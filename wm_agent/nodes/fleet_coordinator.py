@@ -97,6 +97,7 @@ def layout_from_scenario(sc: Scenario, cruise_speed_mps: float) -> Layout:
         pick_stations=tuple(sc.pick_stations),
         drop_stations=tuple(sc.drop_stations),
         home_pads=sc.home_pads,
+        bay_offsets=sc.station_bays,
         geofence_min=sc.geofence_min,
         geofence_max=sc.geofence_max,
         max_payload_kg=sc.max_payload_kg,

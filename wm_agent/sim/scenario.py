@@ -74,6 +74,9 @@ class Scenario:
         floor, ceiling: (2, 3) slab AABBs [m].
         pick_stations, drop_stations: name → (3,) position [m].
         stations: both of the above in one lookup.
+        station_bays: (K, 3) offsets [m] of every station's bays (``stations.bays``: a
+            ``{columns, rows, spacing}`` grid centred on the station; default one bay, the
+            station itself); the coordinator serves each task at one bay.
         home_pads: (N, 3) pad positions for the N drones (drone i starts on pad i) [m].
         drones: N.
         task_rate_per_min: task arrival rate [1/min]. max_payload_kg: [kg].
@@ -100,6 +103,7 @@ class Scenario:
     drones: int = 0
     task_rate_per_min: float = 0.0
     max_payload_kg: float = 0.0
+    station_bays: NDArray[np.float64] = field(default_factory=lambda: np.zeros((1, 3)), repr=False)
 
 
 def resolve_scenario_path(path_or_name: str | Path) -> Path:
@@ -160,10 +164,23 @@ def _shelf_boxes(
     return arr, names
 
 
+def _bays(label: str, bays: Any) -> NDArray[np.float64]:
+    """``stations.bays`` (optional ``{columns, rows, spacing}``) → (K, 3) offsets [m]."""
+    from wm_agent.fleet.layout import bay_grid
+
+    if bays is None:
+        return np.zeros((1, 3))
+    b = v.check_keys(label, "stations.bays", bays, ("columns", "rows", "spacing"))
+    columns = v.integer(label, "stations.bays.columns", b["columns"], minimum=1)
+    rows = v.integer(label, "stations.bays.rows", b["rows"], minimum=1)
+    spacing = v.number(label, "stations.bays.spacing", b["spacing"], positive=True)
+    return bay_grid(columns, rows, spacing)
+
+
 def _stations(
     label: str, stations: Any, gmin: NDArray[np.float64], gmax: NDArray[np.float64]
 ) -> tuple[dict[str, NDArray[np.float64]], dict[str, NDArray[np.float64]]]:
-    v.check_keys(label, "stations", stations, ("pick", "drop"))
+    v.check_keys(label, "stations", stations, ("pick", "drop"), ("bays",))
     out: list[dict[str, NDArray[np.float64]]] = []
     seen: set[str] = set()
     for kind in ("pick", "drop"):
@@ -295,16 +312,21 @@ def load_scenario(path_or_name: str | Path, *, drones: int | None = None) -> Sce
 
     shelves, shelf_names = _shelf_boxes(label, data["shelves"], size)
     pick, drop = _stations(label, data["stations"], gmin, gmax)
+    bays = _bays(label, data["stations"].get("bays"))
     radius = airframe.collision_radius
     for table, kind in ((pick, "pick"), (drop, "drop")):
         for j, (sname, pos) in enumerate(table.items()):
-            inside = np.all((pos >= shelves[:, 0] - radius) & (pos <= shelves[:, 1] + radius), 1)
-            if np.any(inside):
-                k = int(np.argmax(inside))
-                raise ConfigError(
-                    f"{label}: stations.{kind}[{j}].position: station {sname!r} at "
-                    f"{pos.tolist()} is within {radius} m of {shelf_names[k]}"
-                )
+            for bay in pos + bays:
+                if np.any(bay < gmin) or np.any(bay > gmax):
+                    raise ConfigError(f"{label}: stations.bays: a bay of {sname!r} at "
+                                      f"{bay.tolist()} is outside the geofence")
+                inside = np.all((bay >= shelves[:, 0] - radius) & (bay <= shelves[:, 1] + radius), 1)
+                if np.any(inside):
+                    k = int(np.argmax(inside))
+                    raise ConfigError(
+                        f"{label}: stations.{kind}[{j}].position: station {sname!r} (or a bay) at "
+                        f"{bay.tolist()} is within {radius} m of {shelf_names[k]}"
+                    )
 
     n = v.integer(label, "drones", data["drones"], minimum=1)
     if drones is not None:
@@ -364,4 +386,5 @@ def load_scenario(path_or_name: str | Path, *, drones: int | None = None) -> Sce
         drones=n,
         task_rate_per_min=rate,
         max_payload_kg=payload,
+        station_bays=_frozen(bays),
     )
