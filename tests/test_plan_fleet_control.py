@@ -57,3 +57,25 @@ def test_commands_over_the_pads_respect_the_limit_and_warm_starts_follow_ids() -
     assert (np.linalg.norm(out.velocity, axis=1) > 0.5).all()
     assert ctl._ids.tolist() == [3, 7]  # the table is sorted by id, whatever the call order
     np.testing.assert_allclose(ctl._prev_cmd[[1, 0]], out.velocity)
+
+
+def test_routes_to_a_station_bay_lead_to_the_station_then_straight_to_the_bay() -> None:
+    sc = load_scenario("warehouse_10k", drones=12)
+    assert sc.station_bays.shape[0] > 1
+    ctl = FleetController(sc, None, SafetyFilter(SafetyConfig.from_airframe(sc.airframe)))
+    station = np.asarray(sc.stations["pick_a"], np.float64)
+    bay = station + sc.station_bays[-1]
+    goals = np.array([bay, [60.0, 20.0, 1.0]])  # a bay of pick_a; an ordinary point
+    via, approach = ctl.route_goals(goals)
+    np.testing.assert_allclose(via[0, :2], station[:2])
+    np.testing.assert_allclose(approach[0], np.linalg.norm(sc.station_bays[-1, :2]))
+    np.testing.assert_array_equal(via[1], goals[1])
+    assert approach[1] == 0.0
+    far = np.array([[station[0] + 30.0, station[1], 1.0]])
+    near = np.array([[station[0] + 1.0, station[1], 1.0]])
+    both = np.concatenate([far, near])
+    carrots = ctl.grid.carrots(both, np.stack([bay, bay]), 2.0, np.stack([via[0]] * 2), approach[0])
+    to_station = ctl.grid.carrots(far, station[None], 2.0)
+    np.testing.assert_allclose(carrots[0], to_station[0])  # far: on the route to the station
+    np.testing.assert_allclose(carrots[1], bay)  # near: the bay itself
+    assert len(ctl.grid._cache) == 1  # one distance field served both drones

@@ -83,6 +83,11 @@ class FleetController:
         pads = np.asarray(scenario.home_pads, np.float64)[:, :2]
         self._pad_lo = pads.min(axis=0) - self.config.pad_zone_margin
         self._pad_hi = pads.max(axis=0) + self.config.pad_zone_margin
+        # Station bays (scenario ``stations.bays``): routes lead to the station, one distance
+        # field for all its bays; the last metres go straight to the bay.
+        self._stations = np.array([np.asarray(p, np.float64) for p in scenario.stations.values()]
+                                  ).reshape(-1, 3)
+        self._bays = np.asarray(getattr(scenario, "station_bays", np.zeros((1, 3))), np.float64)
         h = planner.config.horizon if planner is not None else 1
         self._ids = np.zeros(0, np.int64)  # sorted drone ids of the rows below
         self._plans = np.zeros((0, h, 4), np.float32)  # warm starts (zeros = cold)
@@ -100,6 +105,22 @@ class FleetController:
         scale = np.where(inside & (speed > limit), limit / np.maximum(speed, 1e-9), 1.0)
         out: NDArray[np.float64] = cmd * scale[:, None]
         return out
+
+    def route_goals(self, goals: NDArray[np.float64]
+                    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Where the route of each goal (N, 3) leads: the station for a goal at one of a
+        station's bays (horizontally within 1 cm), else the goal; and the horizontal distance
+        from there to the goal [m]."""
+        via = goals.copy()
+        if self._bays.shape[0] > 1 and self._stations.size:
+            bays = (self._stations[:, None, :2] + self._bays[None, :, :2]).reshape(-1, 2)  # (S·K, 2)
+            d2 = ((goals[:, None, :2] - bays[None]) ** 2).sum(-1)  # (N, S·K)
+            k = np.argmin(d2, axis=1)
+            at_bay = d2[np.arange(goals.shape[0]), k] <= 1e-4
+            station = k // self._bays.shape[0]
+            via[at_bay, :2] = self._stations[station[at_bay], :2]
+        approach: NDArray[np.float64] = np.linalg.norm(goals[:, :2] - via[:, :2], axis=1)
+        return via, approach
 
     def _rows(self, ids: NDArray[np.int64]) -> NDArray[np.intp]:
         """Rows of ``ids`` in the warm-start tables; unknown ids get cold rows."""
@@ -156,7 +177,8 @@ class FleetController:
         table = self._rows(id64)
         if rows.size:
             fr = table[rows]
-            carrot = self.grid.carrots(pos[rows], target[rows], self.config.lookahead)
+            via, approach = self.route_goals(target[rows])
+            carrot = self.grid.carrots(pos[rows], target[rows], self.config.lookahead, via, approach)
             ob = build_observations(
                 pos[rows], np.asarray(vel, np.float64)[rows], np.asarray(quat, np.float64)[rows],
                 np.asarray(body_rates, np.float64)[rows], carrot, self.obstacles.boxes_min,

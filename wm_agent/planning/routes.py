@@ -104,23 +104,29 @@ class NavGrid:
         return dist, nxt
 
     def carrots(self, pos: NDArray[np.floating], goals: NDArray[np.floating],
-                lookahead: float = 2.0) -> NDArray[np.float64]:
+                lookahead: float = 2.0, route_goals: NDArray[np.floating] | None = None,
+                approach: NDArray[np.floating] | float = 0.0) -> NDArray[np.float64]:
         """(N, 3) local goals: `lookahead` m along each drone's path to its goal.
 
         The carrot keeps the goal's altitude; a drone closer to its goal than `lookahead` (along
-        the path) gets the goal itself.
+        the path) gets the goal itself. With ``route_goals`` the paths lead there instead (one
+        distance field for many nearby goals, e.g. a station's bays) and a drone within
+        ``lookahead + approach`` of its route goal (along the path; ``approach`` (N,) or scalar:
+        how far the goal is from its route goal [m]) gets its own goal.
         """
         pos = np.asarray(pos, np.float64).reshape(-1, 3)
         goals = np.asarray(goals, np.float64).reshape(-1, 3)
         out = goals.copy()
         start = self.cell_of(pos[:, :2])
-        goal_cells = self.cell_of(goals[:, :2])
+        via = goals if route_goals is None else np.asarray(route_goals, np.float64).reshape(-1, 3)
+        reach = lookahead + np.broadcast_to(np.asarray(approach, np.float64), (goals.shape[0],))
+        goal_cells = self.cell_of(via[:, :2])
         steps = max(1, math.ceil(lookahead / self.cell))
         for g in np.unique(goal_cells):
             rows = np.flatnonzero(goal_cells == g)
             dist, nxt = self.field(int(g))
             c = start[rows]
-            far = dist[c] > lookahead
+            far = dist[c] > reach[rows]
             for _ in range(steps):
                 c = nxt[c]
             out[rows[far], :2] = self.centres[c[far]]
