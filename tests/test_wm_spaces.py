@@ -184,3 +184,25 @@ def test_action_normalisation_roundtrip() -> None:
     back_v, back_w = spec.denormalise(a)
     np.testing.assert_allclose(back_v, v)
     np.testing.assert_allclose(back_w, [1.0])
+
+
+def test_obstacle_grid_prefilter_equals_checking_every_pair(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wm_agent.sim import load_scenario
+    from wm_agent.world_model import spaces
+    from wm_agent.world_model.collect import Obstacles
+
+    sc = load_scenario("warehouse_10k", drones=100)
+    ob = Obstacles.from_scenario(sc)
+    rng = np.random.default_rng(3)
+    n = 400
+    pos = np.column_stack([rng.uniform(0.1, 199.9, n), rng.uniform(0.1, 119.9, n),
+                           rng.uniform(0.05, 5.0, n)])
+    pos[:50, :2] = rng.uniform(20.0, 40.0, (50, 2))  # among the shelves, some inside units
+    args = (pos, ob.boxes_min, ob.boxes_max, ObservationSpec(), ob.floor_z, ob.ceiling_z)
+    assert n * len(ob.boxes_min) > spaces._DENSE_PAIRS  # the grid path runs
+    grid = spaces.obstacle_features(*args)
+    monkeypatch.setattr(spaces, "_DENSE_PAIRS", 1 << 40)  # every (drone, box) pair
+    dense = spaces.obstacle_features(*args)
+    np.testing.assert_array_equal(grid[0], dense[0])
+    np.testing.assert_array_equal(grid[1], dense[1])
+    assert (grid[0] < ObservationSpec().sensor_range).any() and (grid[0] == 0.0).any()  # not vacuous

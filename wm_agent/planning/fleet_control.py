@@ -113,12 +113,11 @@ class FleetController:
         from there to the goal [m]."""
         via = goals.copy()
         if self._bays.shape[0] > 1 and self._stations.size:
-            bays = (self._stations[:, None, :2] + self._bays[None, :, :2]).reshape(-1, 2)  # (S·K, 2)
-            d2 = ((goals[:, None, :2] - bays[None]) ** 2).sum(-1)  # (N, S·K)
-            k = np.argmin(d2, axis=1)
-            at_bay = d2[np.arange(goals.shape[0]), k] <= 1e-4
-            station = k // self._bays.shape[0]
-            via[at_bay, :2] = self._stations[station[at_bay], :2]
+            # nearest station (N, S), then is the offset one of the K bays (N, K)
+            st = np.argmin(((goals[:, None, :2] - self._stations[None, :, :2]) ** 2).sum(-1), axis=1)
+            off = goals[:, :2] - self._stations[st, :2]
+            at_bay = (((off[:, None, :] - self._bays[None, :, :2]) ** 2).sum(-1) <= 1e-4).any(1)
+            via[at_bay, :2] = self._stations[st[at_bay], :2]
         approach: NDArray[np.float64] = np.linalg.norm(goals[:, :2] - via[:, :2], axis=1)
         return via, approach
 

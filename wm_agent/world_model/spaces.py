@@ -326,23 +326,50 @@ def obstacle_features(
     bmin = np.asarray(boxes_min, np.float64).reshape(-1, 3)
     bmax = np.asarray(boxes_max, np.float64).reshape(-1, 3)
     m = bmin.shape[0]
-    if m and n:
-        chunk = max(1, _CHUNK_ELEMENTS // m)
-        for start in range(0, n, chunk):
-            stop = min(n, start + chunk)
-            _obstacles_chunk(pos[start:stop], bmin, bmax, spec, sectors[start:stop],
-                             up[start:stop], down[start:stop])
+    if not (m and n):
+        return np.clip(sectors, 0.0, rng), np.clip(np.stack([up, down], axis=1), 0.0, rng)
+    # Only (drone, box) pairs whose box can matter: a box whose xy centre is farther than
+    # sensor_range + its half diagonal can be neither in range nor overhead. Large boxes (walls)
+    # are paired with every drone; the others through a grid of their centres (never N × M).
+    half = 0.5 * np.hypot(bmax[:, 0] - bmin[:, 0], bmax[:, 1] - bmin[:, 1])
+    big = half > _BIG_BOX_M
+    small = np.flatnonzero(~big)
+    pairs: list[tuple[NDArray[np.int64], NDArray[np.int64]]] = []
+    if np.any(big):
+        b_idx = np.flatnonzero(big)
+        pairs.append((np.repeat(np.arange(n), b_idx.size), np.tile(b_idx, n)))
+    if small.size:
+        if n * small.size <= _DENSE_PAIRS:  # few enough: every pair
+            pairs.append((np.repeat(np.arange(n), small.size), np.tile(small, n)))
+        else:
+            centres = 0.5 * (bmin[small] + bmax[small])
+            qi, bj = _grid_candidates(pos, centres, rng + float(half[small].max()) + 1e-6)
+            pairs.append((qi, small[bj]))
+    qi = np.concatenate([q for q, _ in pairs])
+    bj = np.concatenate([b for _, b in pairs])
+    for start in range(0, qi.size, _CHUNK_ELEMENTS):
+        sl = slice(start, start + _CHUNK_ELEMENTS)
+        _obstacle_pairs(pos, qi[sl], bj[sl], bmin, bmax, spec, sectors, up, down)
     clearance = np.clip(np.stack([up, down], axis=1), 0.0, rng)
     return np.clip(sectors, 0.0, rng), clearance
 
+
+_DENSE_PAIRS = 1 << 15
+"""Up to this many (drone, box) pairs every pair is checked; above, a grid of box centres
+prefilters them (1,000 drones × 1,440 shelf units: 44 → ~3 ms)."""
+
+_BIG_BOX_M = 5.0
+"""Boxes with a larger xy half diagonal [m] (walls) are checked against every drone."""
 
 # Edge ray e (azimuth 22.5° + e·45°) separates sector e and sector e + 1 (mod 8).
 _EDGE_ANGLES = np.pi / 8.0 + np.arange(8) * np.pi / 4.0
 _EDGE_DIRS = np.stack([np.cos(_EDGE_ANGLES), np.sin(_EDGE_ANGLES)], axis=1)
 
 
-def _obstacles_chunk(
+def _obstacle_pairs(
     p: NDArray[np.float64],
+    qi: NDArray[np.int64],
+    bj: NDArray[np.int64],
     bmin: NDArray[np.float64],
     bmax: NDArray[np.float64],
     spec: ObservationSpec,
@@ -350,52 +377,51 @@ def _obstacles_chunk(
     up: NDArray[np.float64],
     down: NDArray[np.float64],
 ) -> None:
-    """Fill views ``sectors`` (n, 8), ``up`` (n,), ``down`` (n,) in place for drones ``p``."""
+    """Update ``sectors`` (N, 8), ``up`` (N,), ``down`` (N,) in place with the (drone qi[k],
+    box bj[k]) pairs."""
     rng = spec.sensor_range
-    px, py, pz = p[:, 0:1], p[:, 1:2], p[:, 2:3]
-    cx = np.clip(px, bmin[None, :, 0], bmax[None, :, 0])  # closest point in x, (n, M)
-    cy = np.clip(py, bmin[None, :, 1], bmax[None, :, 1])
-    dx, dy = cx - px, cy - py
+    px, py, pz = p[qi, 0], p[qi, 1], p[qi, 2]
+    lo, hi = bmin[bj], bmax[bj]
+    dx = np.clip(px, lo[:, 0], hi[:, 0]) - px  # to the closest point of the footprint
+    dy = np.clip(py, lo[:, 1], hi[:, 1]) - py
     dist = np.hypot(dx, dy)
 
     # Up/down clearance through boxes whose footprint holds the drone.
     inside_xy = dist <= 0.0
-    above = inside_xy & (bmin[None, :, 2] >= pz)
-    below = inside_xy & (bmax[None, :, 2] <= pz)
+    above = inside_xy & (lo[:, 2] >= pz)
+    below = inside_xy & (hi[:, 2] <= pz)
     if above.any():
-        gap = np.where(above, bmin[None, :, 2] - pz, np.inf).min(axis=1)
-        np.minimum(up, gap, out=up)
+        np.minimum.at(up, qi[above], lo[above, 2] - pz[above])
     if below.any():
-        gap = np.where(below, pz - bmax[None, :, 2], np.inf).min(axis=1)
-        np.minimum(down, gap, out=down)
+        np.minimum.at(down, qi[below], pz[below] - hi[below, 2])
 
     # Horizontal sectors: boxes in range whose height overlaps the band around the drone.
     band = spec.vertical_band
-    near = (dist < rng) & (bmin[None, :, 2] < pz + band) & (bmax[None, :, 2] > pz - band)
-    qi, bj = np.nonzero(near)
-    if qi.size == 0:
+    near = (dist < rng) & (lo[:, 2] < pz + band) & (hi[:, 2] > pz - band)
+    if not near.any():
         return
-    d = dist[qi, bj]
+    q, d = qi[near], dist[near]
     flat = sectors.reshape(-1)
-    bearing = np.arctan2(dy[qi, bj], dx[qi, bj])
+    bearing = np.arctan2(dy[near], dx[near])
     sector = np.floor((bearing + np.pi / 8.0) / (np.pi / 4.0)).astype(np.int64) % 8
-    np.minimum.at(flat, qi * 8 + sector, d)
-    inside = qi[d <= 0.0]
+    np.minimum.at(flat, q * 8 + sector, d)
+    inside = q[d <= 0.0]
     if inside.size:
         sectors[inside] = 0.0
     # Edge rays: slab test in 2-D; directions never have a zero component.
-    ox, oy = p[qi, 0], p[qi, 1]
+    ox, oy = px[near], py[near]
+    nlo, nhi = lo[near], hi[near]
     inv = 1.0 / _EDGE_DIRS  # (8, 2)
-    tx1 = (bmin[bj, 0:1] - ox[:, None]) * inv[None, :, 0]
-    tx2 = (bmax[bj, 0:1] - ox[:, None]) * inv[None, :, 0]
-    ty1 = (bmin[bj, 1:2] - oy[:, None]) * inv[None, :, 1]
-    ty2 = (bmax[bj, 1:2] - oy[:, None]) * inv[None, :, 1]
+    tx1 = (nlo[:, 0:1] - ox[:, None]) * inv[None, :, 0]
+    tx2 = (nhi[:, 0:1] - ox[:, None]) * inv[None, :, 0]
+    ty1 = (nlo[:, 1:2] - oy[:, None]) * inv[None, :, 1]
+    ty2 = (nhi[:, 1:2] - oy[:, None]) * inv[None, :, 1]
     t_near = np.maximum(np.minimum(tx1, tx2), np.minimum(ty1, ty2))
     t_far = np.minimum(np.maximum(tx1, tx2), np.maximum(ty1, ty2))
     hit = (t_near <= t_far) & (t_far >= 0.0)
     t_hit = np.where(hit, np.maximum(t_near, 0.0), np.inf)  # (P, 8)
     edges = np.arange(8)
-    rows = np.repeat(qi * 8, 8).reshape(-1, 8)
+    rows = np.repeat(q * 8, 8).reshape(-1, 8)
     np.minimum.at(flat, (rows + edges[None, :]).ravel(), t_hit.ravel())
     np.minimum.at(flat, (rows + (edges[None, :] + 1) % 8).ravel(), t_hit.ravel())
 
