@@ -231,15 +231,15 @@ class PlanGraph(nn.Module):
     (a zero yaw rate contributes nothing). The first Linear of the dynamics and of the
     transition head is split into its latent and action columns; the action part of all H steps
     is one GEMM before the rollout, so each step is ``addmm`` (z·W_z + that step's action term)
-    and the rest of the dynamics MLP. The head runs after the loop on all H·N rows and writes
-    its output transposed, (5, H, N), already scaled to metres and cost units; the costs then
-    broadcast over long contiguous rows against per-plan constants (:class:`CostContext`).
+    and the rest of the dynamics MLP. The head (a Linear on the dynamics' first hidden layer
+    inside the step with ``shared_head``, else its own MLP after the loop on all H·N rows)
+    writes its output transposed, (5, H, N), already scaled to metres and cost units; the costs
+    then broadcast over long contiguous rows against per-plan constants (:class:`CostContext`).
     """
 
     fence_mid: torch.Tensor  # (3, 1, 1) [m]
     fence_half: torch.Tensor  # (3, 1, 1) [m]
     step_times: torch.Tensor  # (H,) [s]
-    dist_weights: torch.Tensor  # (H, 1): w_goal per step, + w_terminal on the last
     sample_mask: torch.Tensor  # (1, 1, S, 1): 0 for sample 0 (the mean itself), else 1
     term_weights: torch.Tensor  # (1, T·H) weight of every stacked cost term and step
     speed_limit: torch.Tensor  # () max_plan_speed in normalised action units
@@ -272,15 +272,14 @@ class PlanGraph(nn.Module):
         self.register_buffer("fence_mid", (fmin + fmax) / 2)
         self.register_buffer("fence_half", (fmax - fmin) / 2)
         self.register_buffer("step_times", spec.dt * torch.arange(1, hor + 1, dtype=torch.float32))
-        dist_w = torch.full((hor, 1), float(config.w_goal))
-        dist_w[-1] += config.w_terminal
-        self.register_buffer("dist_weights", dist_w)
         mask = torch.ones(1, 1, config.samples, 1)
         mask[:, :, 0] = 0.0
         self.register_buffer("sample_mask", mask)
         # Weights of the stacked per-step cost terms (:meth:`_costs`), one row per (term, step).
         ms2 = self.max_speed**2
-        terms = [self.dist_weights[:, 0], torch.full((hor,), float(config.w_collision))]
+        dist_w = torch.full((hor,), float(config.w_goal))  # goal distance, + terminal at H
+        dist_w[-1] += config.w_terminal
+        terms = [dist_w, torch.full((hor,), float(config.w_collision))]
         terms += [torch.ones(hor)] if config.w_progress else []
         terms += [torch.full((hor,), float(config.w_fence))] if config.w_fence else []
         terms += [torch.full((hor,), config.w_smooth * ms2)] if config.w_smooth else []
@@ -328,13 +327,6 @@ class PlanGraph(nn.Module):
         speed = self._length(v)[0]  # (H, N)
         scale = torch.div(self.speed_limit, torch.clamp(speed, min=limit))
         return torch.cat([v * scale, a[3:]], dim=0) if ch > 3 else v * scale
-
-    def to_actions_t(self, params: torch.Tensor) -> torch.Tensor:
-        """(N, D) parameters → (4, H, N) feasible normalised actions (yaw rate 0 unless planned)."""
-        a = self.project(params)
-        if a.shape[0] < ACTION_DIM:
-            a = torch.cat([a, torch.zeros_like(a[0:1])], dim=0)
-        return a
 
     def to_params(self, plan: torch.Tensor) -> torch.Tensor:
         """(B, H, 4) actions → (B, D) parameters (latent: the autoencoder's encoding)."""
