@@ -45,17 +45,15 @@ def default_plan_model_dir() -> Path:
     return default_model_dir(PLAN_MODEL)
 
 
-def architecture_description(config: Any) -> str:
+def architecture_description(config: WorldModelConfig) -> str:
     """One line for the card: which MLP blocks, latent normalisation and heads."""
     def block(norm: bool) -> str:
         return ("LayerNorm+" if norm else "") + str(config.activation).capitalize()
 
     latent = "SimNorm latent" if config.simnorm_group else "latent"
-    dyn_ln = config.layer_norm if config.dynamics_layer_norm is None else config.dynamics_layer_norm
-    head = ("a Linear on the dynamics' first hidden layer" if getattr(config, "shared_head", False)
-            else "MLP on [z, a]")
+    head = "a Linear on the dynamics' first hidden layer" if config.shared_head else "MLP on [z, a]"
     return (f"encoder MLP ({block(config.layer_norm)}) -> {latent}; residual latent dynamics "
-            f"({block(dyn_ln)}); transition head (dpos, progress, collision "
+            f"({block(config.dynamics_ln)}); transition head (dpos, progress, collision "
             f"logit; {head}); decoder z' -> next obs")
 
 

@@ -77,6 +77,12 @@ class WorldModelConfig:
                 f"latent_dim {self.latent_dim}"
             )
 
+    @property
+    def dynamics_ln(self) -> bool:
+        """Whether the dynamics MLP has LayerNorm (``dynamics_layer_norm``, None: as
+        ``layer_norm``)."""
+        return self.layer_norm if self.dynamics_layer_norm is None else self.dynamics_layer_norm
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
         return asdict(self)
@@ -170,10 +176,9 @@ class WorldModel(nn.Module):
         c = config
         act, ln = c.activation, c.layer_norm
         self.encoder = mlp(c.obs_dim, c.hidden_dim, c.encoder_layers, c.latent_dim, act, ln)
-        dyn_ln = ln if c.dynamics_layer_norm is None else c.dynamics_layer_norm
         self.dynamics = mlp(c.latent_dim + c.action_dim, c.hidden_dim, c.dynamics_layers,
-                            c.latent_dim, act, dyn_ln)
-        self.trunk_modules = 3 if dyn_ln else 2
+                            c.latent_dim, act, c.dynamics_ln)
+        self.trunk_modules = 3 if c.dynamics_ln else 2
         """Modules of the dynamics MLP's first hidden block (Linear[, LayerNorm], activation)."""
         self.transition_head: nn.Module = (
             nn.Linear(c.hidden_dim, 5) if c.shared_head
