@@ -334,19 +334,13 @@ def obstacle_features(
     half = 0.5 * np.hypot(bmax[:, 0] - bmin[:, 0], bmax[:, 1] - bmin[:, 1])
     big = half > _BIG_BOX_M
     small = np.flatnonzero(~big)
-    pairs: list[tuple[NDArray[np.int64], NDArray[np.int64]]] = []
-    if np.any(big):
-        b_idx = np.flatnonzero(big)
-        pairs.append((np.repeat(np.arange(n), b_idx.size), np.tile(b_idx, n)))
-    if small.size:
-        if n * small.size <= _DENSE_PAIRS:  # few enough: every pair
-            pairs.append((np.repeat(np.arange(n), small.size), np.tile(small, n)))
-        else:
-            centres = 0.5 * (bmin[small] + bmax[small])
-            qi, bj = _grid_candidates(pos, centres, rng + float(half[small].max()) + 1e-6)
-            pairs.append((qi, small[bj]))
-    qi = np.concatenate([q for q, _ in pairs])
-    bj = np.concatenate([b for _, b in pairs])
+    grid = n * small.size > _DENSE_PAIRS  # else few enough: every (drone, box) pair
+    every = np.flatnonzero(big) if grid else np.arange(m)  # boxes paired with every drone
+    qi, bj = np.repeat(np.arange(n), every.size), np.tile(every, n)
+    if grid:
+        centres = 0.5 * (bmin[small] + bmax[small])
+        gq, gb = _grid_candidates(pos, centres, rng + float(half[small].max()) + 1e-6)
+        qi, bj = np.concatenate([qi, gq]), np.concatenate([bj, small[gb]])
     for start in range(0, qi.size, _CHUNK_ELEMENTS):
         sl = slice(start, start + _CHUNK_ELEMENTS)
         _obstacle_pairs(pos, qi[sl], bj[sl], bmin, bmax, spec, sectors, up, down)
