@@ -87,7 +87,7 @@ class FleetController:
         # field for all its bays; the last metres go straight to the bay.
         self._stations = np.array([np.asarray(p, np.float64) for p in scenario.stations.values()]
                                   ).reshape(-1, 3)
-        self._bays = np.asarray(getattr(scenario, "station_bays", np.zeros((1, 3))), np.float64)
+        self._bays = np.asarray(scenario.station_bays, np.float64)
         h = planner.config.horizon if planner is not None else 1
         self._ids = np.zeros(0, np.int64)  # sorted drone ids of the rows below
         self._plans = np.zeros((0, h, 4), np.float32)  # warm starts (zeros = cold)
