@@ -169,7 +169,7 @@ def test_airframe_values_and_derived() -> None:
     assert af.mass == 0.027 and af.kf == 3.16e-10 and af.km == 7.94e-12
     assert af.ixx == af.iyy == 1.4e-5 and af.izz == 2.17e-5
     assert af.kd_xy == 9.1785e-7 and af.kd_z == 10.311e-7
-    assert af.ground_effect_coeff == 11.36855 and af.prop_radius == 2.31348e-2
+    assert af.ground_effect_coeff == 11.36859 and af.prop_radius == 2.31348e-2
     # Hover: 4·kf·ω² = m·g.
     assert 4 * af.kf * af.hover_rpm**2 == pytest.approx(af.weight)
     assert af.max_rpm == pytest.approx(af.hover_rpm * math.sqrt(2.25))

@@ -4,7 +4,8 @@ State arrays (N drones): pos (N, 3) [m], vel (N, 3) [m/s], quat (N, 4) xyzw body
 rates (N, 3) body angular velocity [rad/s]. Input: rotor speeds (N, 4) [RPM], X configuration
 as gym-pybullet-drones' cf2x (see :class:`wm_agent.sim.airframe.Airframe`).
 
-Model, per rotor i:  f_i = kf·ω_i² (·(1 + ground effect)),  yaw torque ±km·ω_i².
+Model, per rotor i:  f_i = kf·ω_i² (·(1 + ground effect)),  yaw torque ±km·ω_i²; roll and pitch
+torque are the rotors' f_i about the body axes (so ground effect scales them too).
   m·dv/dt = R·[0, 0, Σf_i] + R·(−kd ⊙ (Rᵀ v))·Σ(2π ω_i/60) − m·g·e_z
   J·dΩ/dt = τ − Ω × JΩ
 Integrated with semi-implicit Euler (velocity first, then position with the new velocity),
@@ -147,7 +148,8 @@ class FleetDynamics:
         wp, wq, wr = (np.ascontiguousarray(c) for c in s.rates.T)
         ixx, iyy, izz = self._inertia
         ax_t, ay_t, az_t = (torque[:, k] * self._inv_inertia[k] for k in range(3))
-        ga, gb, gc = (izz - iyy) / ixx, (ixx - izz) / iyy, (iyy - ixx) / izz
+        # −J⁻¹(Ω × JΩ) per axis: (Ω × JΩ)_x = (izz − iyy)·q·r, so the x gain is (iyy − izz)/ixx.
+        ga, gb, gc = (iyy - izz) / ixx, (izz - ixx) / iyy, (ixx - iyy) / izz
         omega_sum = rpm.sum(axis=1) * (-RPM_TO_RAD_S * inv_m)
         kdx, kdy, kdz = (self._kd[k] * omega_sum for k in range(3))
         rest_z, h = self.rest_z, 0.5 * dt
@@ -156,9 +158,12 @@ class FleetDynamics:
             xy, xz, yz, wx, wy, wz = x * y, x * z, y * z, w * x, w * y, w * z
             # Body z axis in the map frame (third column of R).
             r02, r12, r22 = 2.0 * (xz + wy), 2.0 * (yz - wx), 1.0 - 2.0 * (xx + yy)
-            thrust = thrust0
+            thrust, roll_t, pitch_t = thrust0, ax_t, ay_t
             if self.ground_effect:
-                thrust = thrust0 * np.where(r22 > 0.0, ground_effect_gain(af, pz), 1.0)
+                # Each rotor's thrust gains alike, and so does the roll/pitch torque of its
+                # moment arm (the rotors' drag torque about z does not: as the motor fidelity).
+                gain = np.where(r22 > 0.0, ground_effect_gain(af, pz), 1.0)
+                thrust, roll_t, pitch_t = thrust0 * gain, ax_t * gain, ay_t * gain
             ax, ay, az = r02 * thrust, r12 * thrust, r22 * thrust
             if self.drag:
                 r00, r10, r20 = 1.0 - 2.0 * (yy + zz), 2.0 * (xy + wz), 2.0 * (xz - wy)
@@ -182,8 +187,8 @@ class FleetDynamics:
             py += vy * dt
             pz += vz * dt
             # Euler's equations, diagonal inertia: dΩ/dt = J⁻¹τ − J⁻¹(Ω × JΩ).
-            dp = (ax_t + ga * wq * wr) * dt
-            dq = (ay_t + gb * wr * wp) * dt
+            dp = (roll_t + ga * wq * wr) * dt
+            dq = (pitch_t + gb * wr * wp) * dt
             dr = (az_t + gc * wp * wq) * dt
             wp += dp
             wq += dq

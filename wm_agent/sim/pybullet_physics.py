@@ -21,6 +21,7 @@ import pybullet as p
 from numpy.typing import NDArray
 
 from wm_agent.errors import SimError
+from wm_agent.sim.airframe import GRAVITY
 from wm_agent.sim.dynamics import (
     ROTOR_SX,
     ROTOR_SY,
@@ -62,7 +63,7 @@ class PyBulletPhysics:
         c = self.client
         af = self.airframe
         p.resetSimulation(physicsClientId=c)
-        p.setGravity(0.0, 0.0, -9.81, physicsClientId=c)
+        p.setGravity(0.0, 0.0, -GRAVITY, physicsClientId=c)
         p.setPhysicsEngineParameter(
             fixedTimeStep=1.0 / self._physics_hz, numSubSteps=0, deterministicOverlappingPairs=1,
             physicsClientId=c,
