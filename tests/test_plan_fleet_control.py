@@ -1,4 +1,5 @@
-"""FleetController without ROS: warm starts by drone id, and the pad-field speed limit."""
+"""FleetController without ROS: warm starts by drone id, the pad-field speed limit, neighbours
+among flying, landing and holding drones, the PID baseline's state, the command period."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ import numpy as np
 import pytest
 
 from wm_agent.errors import ConfigError
+from wm_agent.nodes.planning_common import PlannerNodeConfig, build_controller
 from wm_agent.planning.fleet_control import (
     PHASE_TO_PICKUP,
     FleetControlConfig,
     FleetController,
 )
+from wm_agent.planning.pid import PidConfig, PidController
 from wm_agent.planning.safety import SafetyConfig, SafetyFilter
 from wm_agent.sim.scenario import load_scenario
+from wm_agent.world_model.spaces import build_observations
 
 
 def controller(**cfg: float) -> tuple[FleetController, np.ndarray]:
@@ -79,3 +83,81 @@ def test_routes_to_a_station_bay_lead_to_the_station_then_straight_to_the_bay() 
     np.testing.assert_allclose(carrots[0], to_station[0])  # far: on the route to the station
     np.testing.assert_allclose(carrots[1], bay)  # near: the bay itself
     assert len(ctl.grid._cache) == 1  # one distance field served both drones
+
+
+def _one_call(ctl: FleetController, pos: np.ndarray, phases: np.ndarray, has_goal: np.ndarray,
+              goals: np.ndarray, grounded: np.ndarray | None = None) -> np.ndarray:
+    n = pos.shape[0]
+    z = np.zeros((n, 3))
+    quat = np.tile([0.0, 0.0, 0.0, 1.0], (n, 1))
+    grounded = np.zeros(n, bool) if grounded is None else grounded
+    out = ctl.command(np.arange(n), pos, z, quat, z, grounded, goals, phases, has_goal)
+    return out.velocity
+
+
+@pytest.mark.parametrize("other", ["landing", "holding"])
+def test_landing_and_holding_drones_are_neighbours_of_flying_ones(other: str) -> None:
+    """A drone flying east towards a drone 0.5 m ahead that is landing (IDLE) or holding (no
+    assignment) brakes for it, as it would for a flying one; a drone on the floor is ignored."""
+    a = np.array([20.0, 15.0, 1.0])
+    pos = np.array([a, a + [0.5, 0.0, 0.0]])
+    goals = np.array([a + [10.0, 0.0, 0.0], a + [0.5, 0.0, 0.0]])
+    phase_b, goal_b = (0, True) if other == "landing" else (0, False)
+    phases = np.array([PHASE_TO_PICKUP, phase_b])
+    has_goal = np.array([True, goal_b])
+    ctl_alone, _ = controller()
+    alone = _one_call(ctl_alone, pos[:1], phases[:1], has_goal[:1], goals[:1])
+    ctl, _ = controller()
+    with_other = _one_call(ctl, pos, phases, has_goal, goals)
+    assert alone[0, 0] > 0.3  # free: flies east
+    assert with_other[0, 0] < 0.5 * alone[0, 0]  # braked for the drone in its way
+    ctl_floor, _ = controller()
+    floor_pos = pos.copy()
+    floor_pos[1, 2] = 0.0125
+    parked = _one_call(ctl_floor, floor_pos, phases, has_goal, goals, np.array([False, True]))
+    np.testing.assert_allclose(parked[0], alone[0])
+
+
+def test_classical_backend_keeps_its_pid_state_across_calls() -> None:
+    """The fleet controller's PID baseline is the same controller as a persistent
+    PidController (integral and derivative carried from call to call, per drone id)."""
+    sc = load_scenario("warehouse", drones=12)
+    pid_cfg = PidConfig(ki=0.8, kd=0.3)
+    safety_cfg = SafetyConfig.from_airframe(sc.airframe)
+    ctl = FleetController(sc, None, SafetyFilter(safety_cfg), pid=pid_cfg)
+    ref_pid = PidController(1, pid_cfg)
+    ref_safety = SafetyFilter(safety_cfg)
+    pos = np.array([[20.0, 15.0, 1.0]])
+    goal = np.array([[21.0, 15.5, 1.2]])
+    z = np.zeros((1, 3))
+    quat = np.array([[0.0, 0.0, 0.0, 1.0]])
+    prev = np.zeros((1, 3))
+    for _ in range(6):
+        out = ctl.command(np.array([4]), pos, z, quat, z, np.zeros(1, bool), goal,
+                          np.array([PHASE_TO_PICKUP]), np.ones(1, bool))
+        carrot = ctl.grid.carrots(pos, goal, ctl.config.lookahead)
+        ob = build_observations(pos, z, quat, z, carrot, ctl.obstacles.boxes_min,
+                                ctl.obstacles.boxes_max, floor_z=ctl.obstacles.floor_z,
+                                ceiling_z=ctl.obstacles.ceiling_z)
+        cmd, yr = ref_pid.command(pos, carrot, ob.obs, safety_cfg.dt)
+        ref = ref_safety.apply(ctl.pad_zone_limit(pos, cmd), yr, ob.obs, ob.valid, prev, pos,
+                               carrot, None)
+        prev = ref.cmd_vel
+        np.testing.assert_allclose(out.velocity, ref.cmd_vel, atol=1e-12)
+        pos = pos + 0.05 * (goal - pos)  # drifts towards the goal: the error changes
+    assert np.abs(ref_pid.integral).max() > 0.1  # the integral really built up
+
+
+def test_safety_filter_period_follows_the_command_period() -> None:
+    """The acceleration limit and reaction time use how long a command is held: replan_every
+    control periods in the fleet planner, 1 / rate_hz in the one-drone planner."""
+    sc, ctl = build_controller(PlannerNodeConfig(backend="classical", replan_every=2))
+    assert ctl.safety.config.dt == pytest.approx(2.0 / sc.rates.control_hz)
+    assert ctl.safety.config.brake_reaction_s == pytest.approx(2.0 / sc.rates.control_hz)
+    _, one = build_controller(PlannerNodeConfig(backend="classical"), 1.0 / 30.0)
+    assert one.safety.config.dt == pytest.approx(1.0 / 30.0)
+    # the per-command velocity change is max_accel · dt
+    pos = np.array([[20.0, 15.0, 1.0]])
+    v = _one_call(ctl, pos, np.array([PHASE_TO_PICKUP]), np.ones(1, bool),
+                  np.array([[30.0, 15.0, 1.0]]))
+    assert np.linalg.norm(v[0]) == pytest.approx(ctl.safety.config.max_accel * 2.0 / 48.0)

@@ -48,7 +48,7 @@ class PlannerNode(Node):
         self.msgs, _ = require_interfaces()
         self.cfg = declare_config(self, PlannerNodeConfig)
         self.drone = declare_config(self, DroneConfig)
-        self.scenario, self.control = build_controller(self.cfg)
+        self.scenario, self.control = build_controller(self.cfg, 1.0 / self.drone.rate_hz)
         self.odom: Odometry | None = None
         self.odom_wall = 0.0
         self.goal: np.ndarray | None = None

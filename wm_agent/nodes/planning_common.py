@@ -59,9 +59,15 @@ class PlannerNodeConfig:
             raise ConfigError(f"planner: cruise_altitude must be > 0, got {self.cruise_altitude}")
 
 
-def build_controller(cfg: PlannerNodeConfig) -> tuple[Scenario, FleetController]:
-    """Scenario + planner (or PID) + safety filter, as the parameters say."""
+def build_controller(cfg: PlannerNodeConfig, period_s: float | None = None
+                     ) -> tuple[Scenario, FleetController]:
+    """Scenario + planner (or PID) + safety filter, as the parameters say.
+
+    ``period_s``: how long each command is held [s] (the safety filter's acceleration limit and
+    reaction time, the PID's dt); default ``replan_every`` control periods of the scenario.
+    """
     scenario = load_scenario(cfg.scenario, drones=cfg.drones or None)
+    period = cfg.replan_every * scenario.rates.control_dt if period_s is None else period_s
     folder = Path(cfg.model_path) if cfg.model_path else default_plan_model_dir()
     planner: Planner | None = None
     envelope = None
@@ -73,7 +79,9 @@ def build_controller(cfg: PlannerNodeConfig) -> tuple[Scenario, FleetController]
         config = PRESETS[cfg.preset].with_scenario(scenario)
         planner = open_planner(cfg.backend, folder, config, options)
         envelope = Envelope.from_card(folder)
-    safety = SafetyFilter(SafetyConfig.from_airframe(scenario.airframe), envelope)
+    safety = SafetyFilter(
+        SafetyConfig.from_airframe(scenario.airframe, dt=period, brake_reaction_s=period), envelope
+    )
     control = FleetController(scenario, planner, safety,
                               FleetControlConfig(cruise_altitude=cfg.cruise_altitude,
                                                  pad_zone_speed=cfg.pad_zone_speed))

@@ -5,7 +5,11 @@ cruise altitude, LAND once above it; TO_PICKUP / TO_DROPOFF → fly to the goal.
 planned together in ONE batched call of the world-model planner (or the PID baseline when the
 backend is "classical"), towards carrots on their global routes (`routes.NavGrid`); over the
 home-pad field commands are capped at ``pad_zone_speed`` (drones land and take off 0.5 m
-apart there); then the safety filter clamps, brakes and substitutes. Pure numpy/torch: no rclpy.
+apart there); then the safety filter clamps, brakes and substitutes. Every airborne drone —
+flying, landing or holding — is a neighbour of the flying ones (only drones on the floor are
+not). The command period (how long a command is held) is the safety filter's ``dt``; the PID
+baseline keeps its integral and derivative state per drone id across calls. Pure numpy/torch:
+no rclpy.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from wm_agent.planning.routes import NavGrid
 from wm_agent.planning.safety import SafetyFilter
 from wm_agent.sim.command_buffer import CommandMode
 from wm_agent.world_model.collect import Obstacles
-from wm_agent.world_model.spaces import WM_DT, build_observations
+from wm_agent.world_model.spaces import NeighbourPool, build_observations
 
 PHASE_IDLE, PHASE_TO_PICKUP, PHASE_TO_DROPOFF, PHASE_TO_HOME = 0, 1, 2, 3
 
@@ -80,6 +84,7 @@ class FleetController:
         self.obstacles = Obstacles.from_scenario(scenario)
         self.grid = NavGrid(scenario, self.config.route_clearance, self.config.cell)
         self.pid_config = pid or PidConfig()
+        self.pid = PidController(0, self.pid_config)  # rows = the id table below
         pads = np.asarray(scenario.home_pads, np.float64)[:, :2]
         self._pad_lo = pads.min(axis=0) - self.config.pad_zone_margin
         self._pad_hi = pads.max(axis=0) + self.config.pad_zone_margin
@@ -131,6 +136,7 @@ class FleetController:
             prev = np.zeros((all_ids.size, 3))
             plans[keep], prev[keep] = self._plans, self._prev_cmd
             self._ids, self._plans, self._prev_cmd = all_ids, plans, prev
+            self.pid.resize(all_ids.size, keep)
         rows: NDArray[np.intp] = np.searchsorted(self._ids, ids)
         return rows
 
@@ -166,9 +172,11 @@ class FleetController:
         ids = id64
         p64: NDArray[np.float64] = np.asarray(pos, np.float64)
         pos = p64
+        v64: NDArray[np.float64] = np.asarray(vel, np.float64)
         n = ids.size
+        on_floor = np.asarray(grounded, bool)
         target, mode, fly = self.targets(p64, np.asarray(goals, np.float64), np.asarray(phases),
-                                         np.asarray(has_goal, bool), np.asarray(grounded, bool))
+                                         np.asarray(has_goal, bool), on_floor)
         velocity = np.zeros((n, 3))
         yaw = np.zeros(n)
         subs = np.zeros(4, np.int64)
@@ -178,10 +186,14 @@ class FleetController:
             fr = table[rows]
             via, approach = self.route_goals(target[rows])
             carrot = self.grid.carrots(pos[rows], target[rows], self.config.lookahead, via, approach)
+            # Neighbours: every drone in the air (landing and holding ones too), not only the
+            # planned ones; drones on the floor are left out (take-off next to parked drones).
+            seen = np.flatnonzero(~on_floor | fly)
             ob = build_observations(
-                pos[rows], np.asarray(vel, np.float64)[rows], np.asarray(quat, np.float64)[rows],
+                pos[rows], v64[rows], np.asarray(quat, np.float64)[rows],
                 np.asarray(body_rates, np.float64)[rows], carrot, self.obstacles.boxes_min,
-                self.obstacles.boxes_max, floor_z=self.obstacles.floor_z,
+                self.obstacles.boxes_max, NeighbourPool(pos[seen], v64[seen], id64[seen]),
+                self_ids=id64[rows], floor_z=self.obstacles.floor_z,
                 ceiling_z=self.obstacles.ceiling_z,
             )
             prev_cmd = self._prev_cmd[fr]
@@ -191,8 +203,7 @@ class FleetController:
                 self._plans[fr] = r.plan
                 cmd, yr, clearance = r.cmd_vel, r.yaw_rate, r.min_clearance
             else:
-                pid = PidController(rows.size, self.pid_config)
-                cmd, yr = pid.command(pos[rows], carrot, ob.obs, WM_DT)
+                cmd, yr = self.pid.command(pos[rows], carrot, ob.obs, self.safety.config.dt, fr)
             cmd = self.pad_zone_limit(pos[rows], cmd)
             out = self.safety.apply(cmd, yr, ob.obs, ob.valid, prev_cmd, pos[rows], carrot, clearance)
             velocity[rows], yaw[rows] = out.cmd_vel, out.yaw_rate
@@ -201,4 +212,5 @@ class FleetController:
         idle = table[~fly]  # a drone that stops flying starts its next plan cold
         self._plans[idle] = 0.0
         self._prev_cmd[idle] = 0.0
+        self.pid.reset(idle)
         return FleetCommandOut(velocity, yaw, mode, (time.perf_counter() - t0) * 1e3, subs, rows.size)

@@ -74,45 +74,55 @@ def p_command(
 
 
 class PidController:
-    """PID waypoint controller for N drones (state: integral and previous error per drone).
+    """PID waypoint controller for N drones (state: integral and previous error per drone row).
 
     Args:
-        n: drones. config: gains and limits. spec: observation layout (for the brake).
+        n: drones (state rows). config: gains and limits. spec: observation layout (the brake).
     """
 
     def __init__(self, n: int, config: PidConfig | None = None, spec: ObservationSpec | None = None):
         self.config = config or PidConfig()
         self.spec = spec or ObservationSpec()
         self.integral = np.zeros((n, 3))
-        self.prev_err: NDArray[np.float64] | None = None
+        self.prev_err = np.zeros((n, 3))
+        self.has_prev = np.zeros(n, bool)  # False: no derivative term on the next update
 
-    def reset(self) -> None:
-        """Clear the integral and derivative state."""
-        self.integral[:] = 0.0
-        self.prev_err = None
+    def reset(self, rows: NDArray[np.intp] | None = None) -> None:
+        """Clear the integral and derivative state (of ``rows``, default all)."""
+        sel = slice(None) if rows is None else rows
+        self.integral[sel] = 0.0
+        self.prev_err[sel] = 0.0
+        self.has_prev[sel] = False
+
+    def resize(self, n: int, keep: NDArray[np.intp]) -> None:
+        """Grow to ``n`` rows; old row i moves to ``keep[i]``, new rows start cleared."""
+        integral, prev, has = np.zeros((n, 3)), np.zeros((n, 3)), np.zeros(n, bool)
+        integral[keep], prev[keep], has[keep] = self.integral, self.prev_err, self.has_prev
+        self.integral, self.prev_err, self.has_prev = integral, prev, has
 
     def command(
         self, pos: NDArray[np.floating], goal: NDArray[np.floating], obs: NDArray[np.floating],
-        dt: float,
+        dt: float, rows: NDArray[np.intp] | None = None,
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """One control update.
 
         Args:
-            pos, goal: (N, 3) [m]. obs: (N, D) observations (for the brake). dt: since the last
-                call [s].
+            pos, goal: (K, 3) [m]. obs: (K, D) observations (for the brake). dt: since the last
+                call [s]. rows: (K,) state rows of these drones (default: all N, in order).
 
         Returns:
-            cmd_vel (N, 3) [m/s] (capped, braked; zero for non-finite rows), yaw_rate (N,) = 0.
+            cmd_vel (K, 3) [m/s] (capped, braked; zero for non-finite rows), yaw_rate (K,) = 0.
         """
         c = self.config
+        sel = np.arange(self.integral.shape[0]) if rows is None else np.asarray(rows, np.intp)
         p = np.asarray(pos, np.float64)
         g = np.asarray(goal, np.float64)
         ok = np.asarray(np.isfinite(p).all(1) & np.isfinite(g).all(1), bool)
         e = np.where(ok[:, None], np.nan_to_num(g - p), 0.0)
-        self.integral = np.clip(self.integral + e * dt, -c.integral_limit, c.integral_limit)
-        de = np.zeros_like(e) if self.prev_err is None else (e - self.prev_err) / max(dt, 1e-6)
-        self.prev_err = e
-        v = cap_speed(c.kp * e + c.ki * self.integral + c.kd * de, c.max_speed)
+        integral = np.clip(self.integral[sel] + e * dt, -c.integral_limit, c.integral_limit)
+        de = np.where(self.has_prev[sel, None], (e - self.prev_err[sel]) / max(dt, 1e-6), 0.0)
+        self.integral[sel], self.prev_err[sel], self.has_prev[sel] = integral, e, True
+        v = cap_speed(c.kp * e + c.ki * integral + c.kd * de, c.max_speed)
         o = np.nan_to_num(np.asarray(obs, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         v = brake_velocity(v, o, self.spec, c.obstacle_margin, c.neighbour_margin).cmd_vel
         v[~ok] = 0.0
