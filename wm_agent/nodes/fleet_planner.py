@@ -24,6 +24,7 @@ from wm_agent.errors import MessageError
 from wm_agent.interfaces import require_interfaces
 from wm_agent.nodes.common import declare_config, run_node
 from wm_agent.nodes.planning_common import PlannerNodeConfig, build_controller
+from wm_agent.planning.lockstep import LockstepPairing
 
 
 class FleetPlannerNode(Node):
@@ -38,8 +39,7 @@ class FleetPlannerNode(Node):
         self.last_ids: np.ndarray = np.zeros(0, np.uint32)
         self.sub_total = np.zeros(4, np.uint64)
         # lockstep: states wait for the assignments the coordinator computed from them
-        self.pending: dict[int, Any] = {}
-        self.assigned_at: dict[int, dict[int, tuple[np.ndarray, int]]] = {}
+        self.lockstep: LockstepPairing[Any, dict[int, tuple[np.ndarray, int]]] = LockstepPairing({})
         self.cmd_pub = self.create_publisher(self.msgs.FleetCommand, topics.FLEET_COMMAND, qos.COMMAND)
         self.status_pub = self.create_publisher(self.msgs.PlannerStatus, topics.PLANNER_STATUS, qos.EVENTS)
         self.create_subscription(self.msgs.FleetState, topics.FLEET_STATE, self.on_state, qos.STATE)
@@ -60,26 +60,25 @@ class FleetPlannerNode(Node):
         if not self.cfg.lockstep:
             self.goal_of = table
             return
-        self.assigned_at[_ns(msg.header.stamp)] = table
-        self.answer_pending()
+        self.answer_ready(self.lockstep.add_table(_ns(msg.header.stamp), table))
 
     def on_state(self, msg: Any) -> None:
         if not self.cfg.lockstep:
             self.answer(msg)
             return
-        self.pending[_ns(msg.header.stamp)] = msg
-        self.answer_pending()
+        self.answer_ready(self.lockstep.add_state(_ns(msg.header.stamp), msg))
 
-    def answer_pending(self) -> None:
-        """Answer waiting states, in time order, whose assignments have arrived."""
-        for ns in sorted(self.pending):
-            table = self.assigned_at.get(ns)
-            if table is None:
-                return
+    def answer_ready(self, ready: list[tuple[Any, dict[int, tuple[np.ndarray, int]]]]) -> None:
+        """Answer states whose assignments arrived (or can no longer arrive), in time order."""
+        skipped = self.lockstep.superseded
+        for msg, table in ready:
             self.goal_of = table
-            self.answer(self.pending.pop(ns))
-            for old in [k for k in self.assigned_at if k < ns]:
-                del self.assigned_at[old]
+            self.answer(msg)
+        if self.lockstep.superseded > skipped:
+            self.get_logger().warning(
+                f"lockstep: {self.lockstep.superseded} fleet state(s) so far got no assignments "
+                "(the coordinator missed them); answered with the previous ones",
+                throttle_duration_sec=5.0)
 
     def answer(self, msg: Any) -> None:
         try:
