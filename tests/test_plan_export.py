@@ -103,6 +103,25 @@ def test_cached_graph_is_reused(folder: Path, tmp_path: Path) -> None:
     assert path.stat().st_mtime_ns == stamp
 
 
+@pytest.mark.parametrize("module", ["wm_agent.world_model.model", "wm_agent.planning.mppi",
+                                    "wm_agent.planning.latent_actions"])
+def test_cached_graph_is_rebuilt_when_traced_code_changes(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str
+) -> None:
+    """The world model's code is traced into plan.onnx as much as the planner's: editing it
+    must not reuse a stale graph."""
+    import importlib
+
+    cfg = PlannerConfig(samples=32, elites=4, iterations=2, horizon=4, action_space="latent")
+    open_planner("onnxruntime", folder, cfg, PlannerOptions(cache=tmp_path))
+    edited = tmp_path / "edited.py"
+    mod = importlib.import_module(module)
+    edited.write_bytes(Path(str(mod.__file__)).read_bytes() + b"\n# edited\n")
+    monkeypatch.setattr(mod, "__file__", str(edited))
+    open_planner("onnxruntime", folder, cfg, PlannerOptions(cache=tmp_path))
+    assert len(list(tmp_path.glob("plan_*.onnx"))) == 2  # a new key, a fresh export
+
+
 def test_backend_status_and_errors(folder: Path, tmp_path: Path) -> None:
     status = plan_backend_status()
     assert status["torch"] == "available" and status["onnxruntime"] == "available"

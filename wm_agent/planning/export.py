@@ -99,9 +99,31 @@ def build_graph(model_folder: Path | str, config: PlannerConfig, *, device: str 
     return graph, act, card
 
 
-def graph_key(model_folder: Path | str, config: PlannerConfig) -> str:
-    """SHA-256 over the weights file(s), the config, the torch version and the plan-graph source:
-    the cache key of ``plan.onnx``."""
+def graph_sources(graph: PlanGraph) -> list[Path]:
+    """Source files whose code is traced into ``plan.onnx``: the module of every ``nn.Module``
+    class in the graph (plan graph, world model, latent-action decoder, …) and every wm_agent
+    module those import (specs, helper functions), sorted."""
+    import sys
+    import types
+
+    names = {type(m).__module__ for m in graph.modules()}
+    found: set[str] = set()
+    for name in names:
+        mod = sys.modules.get(name)
+        if mod is None or not name.startswith("wm_agent."):
+            continue
+        found.add(name)
+        for value in vars(mod).values():
+            used = value if isinstance(value, types.ModuleType) else sys.modules.get(
+                getattr(value, "__module__", "") or "")
+            if used is not None and used.__name__.startswith("wm_agent."):
+                found.add(used.__name__)
+    return sorted(Path(str(sys.modules[n].__file__)) for n in found)
+
+
+def graph_key(model_folder: Path | str, config: PlannerConfig, graph: PlanGraph) -> str:
+    """SHA-256 over the weights file(s), the config, the torch version and the source of every
+    module traced into the graph (:func:`graph_sources`): the cache key of ``plan.onnx``."""
     from wm_agent.world_model.dataset import sha256_file
 
     folder = Path(model_folder)
@@ -111,10 +133,9 @@ def graph_key(model_folder: Path | str, config: PlannerConfig) -> str:
         h.update(sha256_file(folder / "latent_actions.safetensors").encode())
     h.update(json.dumps(config.to_dict(), sort_keys=True).encode())
     h.update(torch.__version__.encode())
-    from wm_agent.planning import latent_actions, mppi
-
-    for mod in (mppi, latent_actions):  # the graph's code is part of the key
-        h.update(Path(str(mod.__file__)).read_bytes())
+    for src in graph_sources(graph):  # the graph's code is part of the key
+        h.update(src.name.encode())
+        h.update(src.read_bytes())
     return h.hexdigest()
 
 
@@ -237,7 +258,7 @@ def _exported(folder: Path, config: PlannerConfig, options: PlannerOptions
               ) -> tuple[Path, PlanGraph, ActionSpec]:
     """The cached plan.onnx for (model, config), exported and parity-checked when missing."""
     graph, act, _ = build_graph(folder, config, verify=options.verify)
-    path = _cache_dir(options) / f"plan_{graph_key(folder, config)[:24]}.onnx"
+    path = _cache_dir(options) / f"plan_{graph_key(folder, config, graph)[:24]}.onnx"
     if not path.is_file():
         export_plan_graph(graph, path)
         if options.check_parity:
