@@ -29,6 +29,10 @@ ARGUMENTS = [
     DeclareLaunchArgument(
         "record", default_value="", description="bag folder for the re-planned commands ('' = none)"
     ),
+    DeclareLaunchArgument(
+        "drones", default_value="0",
+        description="fleet size the planner (TensorRT batch profile) is sized for (0 = from the bag)",
+    ),
 ]
 
 
@@ -40,6 +44,7 @@ def _nodes(context: LaunchContext) -> list[Action]:
         model=LaunchConfiguration("model").perform(context),
         scenario=LaunchConfiguration("scenario").perform(context),
         record=LaunchConfiguration("record").perform(context),
+        drones=int(LaunchConfiguration("drones").perform(context)),
     )
     return launch_nodes(replay_eval_graph(args))
 

@@ -95,10 +95,11 @@ def test_drone_and_replay_graphs() -> None:
     (planner,) = drone_graph(DroneArgs(namespace="/drone_3", drone_id=3, backend="tensorrt"))
     assert planner.namespace == "/drone_3" and planner.parameters["backend"] == "tensorrt"
     assert (share_dir() / "config" / "planner.yaml").is_file()
-    specs = replay_eval_graph(ReplayArgs(bag="/tmp/bag", record="/tmp/out"))
+    specs = replay_eval_graph(ReplayArgs(bag="/tmp/bag", record="/tmp/out", drones=7))
     assert [s.name for s in specs] == ["replayer", "fleet_planner", "recorder"]
     planner_spec = specs[1]
     assert ("/fleet/cmd", "/replay/fleet/cmd") in planner_spec.remappings
+    assert planner_spec.parameters["drones"] == 7
     with pytest.raises(ConfigError, match="bag"):
         ReplayArgs(bag="")
     with pytest.raises(ConfigError, match="namespace"):
@@ -162,3 +163,28 @@ def test_launch_file_reads_the_shared_graph(path: Path) -> None:
 def test_there_are_launch_files() -> None:
     assert {p.name for p in LAUNCH_FILES} >= {
         "fleet_sim.launch.py", "drone.launch.py", "replay_eval.launch.py"}
+
+
+def test_replay_graph_sizes_the_planner_for_the_bags_fleet(tmp_path: Path) -> None:
+    """A TensorRT batch profile sized for the default fleet would fail on a larger bag: the
+    replayed fleet planner gets the bag's fleet size (here 120 drones)."""
+    import numpy as np
+
+    from wm_agent.bags import BagWriter
+    from wm_agent.evaluation.synthetic import Serializer
+
+    ser, bag, n = Serializer(), tmp_path / "big", 120
+    with BagWriter(bag) as w:
+        w.add_topic("/fleet/state", "wm_agent_msgs/msg/FleetState")
+        for k in range(3):
+            w.write("/fleet/state", ser.fleet_state(
+                k * 0.1, np.arange(n), np.ones((n, 3)), np.zeros((n, 3)),
+                np.tile([0.0, 0.0, 0.0, 1.0], (n, 1)), np.zeros((n, 3)), np.zeros(n)),
+                int(k * 1e8))
+    planner_spec = replay_eval_graph(ReplayArgs(bag=str(bag)))[1]
+    assert planner_spec.parameters["drones"] == n
+    empty = tmp_path / "empty"
+    with BagWriter(empty) as w:
+        w.add_topic("/tasks/status", "wm_agent_msgs/msg/TaskStatus")
+    with pytest.raises(ConfigError, match="no /fleet/state"):
+        replay_eval_graph(ReplayArgs(bag=str(empty)))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from wm_agent import topics
 from wm_agent.errors import ConfigError
 
 ParamValue = bool | int | float | str | list[int] | list[float] | list[str]
@@ -232,17 +233,40 @@ class ReplayArgs:
     model: str = ""
     scenario: str = "warehouse"
     record: str = ""                  # bag folder for the planner's replies ("" = none)
+    drones: int = 0                   # fleet size the planner is sized for (0 = from the bag)
 
     def __post_init__(self) -> None:
         if not self.bag:
             raise ConfigError("bag must name a recorded bag folder or .mcap file")
         if not self.rate >= 0:
             raise ConfigError(f"rate must be >= 0, got {self.rate}")
+        if self.drones < 0:
+            raise ConfigError(f"drones must be >= 0 (0 = from the bag), got {self.drones}")
+
+
+def bag_fleet_size(bag: str, states: int = 100) -> int:
+    """The largest fleet among the first ``states`` fleet states of a bag (0: it has none)."""
+    from wm_agent.bags import open_bag
+
+    size = 0
+    with open_bag(bag) as reader:
+        if topics.FLEET_STATE not in reader.topics:
+            return 0
+        for k, m in enumerate(reader.decoded([topics.FLEET_STATE])):
+            size = max(size, len(m.msg.ids))
+            if k + 1 >= states:
+                break
+    return size
 
 
 def replay_eval_graph(args: ReplayArgs) -> list[NodeSpec]:
     """Replays a bag's fleet state (with /clock) into the fleet planner, whose commands go to
-    /replay/fleet/cmd so that they never mix with the recorded ones; optionally recorded."""
+    /replay/fleet/cmd so that they never mix with the recorded ones; optionally recorded. The
+    planner is sized for the bag's fleet (its TensorRT batch profile), read from the bag unless
+    ``args.drones`` says."""
+    drones = args.drones or bag_fleet_size(args.bag)
+    if drones == 0:
+        raise ConfigError(f"bag {args.bag} holds no {topics.FLEET_STATE} to replay")
     specs = [
         NodeSpec(
             name="replayer",
@@ -257,7 +281,7 @@ def replay_eval_graph(args: ReplayArgs) -> list[NodeSpec]:
             description="re-plans every recorded fleet state",
             param_files=("fleet_planner.yaml",),
             parameters={"scenario": args.scenario, "backend": args.backend, "model_path": args.model,
-                        "use_sim_time": True},
+                        "drones": drones, "use_sim_time": True},
             remappings=(("/fleet/cmd", "/replay/fleet/cmd"),
                         ("/fleet/planner_status", "/replay/fleet/planner_status")),
         ),
