@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from wm_agent.errors import ConfigError, FleetError
 from wm_agent.fleet.coordinator import Coordinator, CoordinatorConfig, Phase
@@ -14,14 +13,14 @@ from wm_agent.fleet.layout import Layout
 from wm_agent.fleet.ledger import Ledger
 from wm_agent.fleet.tasks import TaskSpec, TaskState
 from wm_agent.fleet.validation import RejectCode
+from wm_agent.sim.scenario import load_scenario
 
 SCENARIO = Path(__file__).resolve().parents[1] / "sim" / "scenarios" / "warehouse.yaml"
 
 
 def warehouse_layout(cruise_speed_mps: float = 2.0) -> Layout:
     """Layout of the real default scenario file."""
-    with SCENARIO.open() as f:
-        return Layout.from_scenario_dict(yaml.safe_load(f), cruise_speed_mps=cruise_speed_mps)
+    return Layout.from_scenario(load_scenario(SCENARIO, drones=152), cruise_speed_mps)
 
 LAYOUT = warehouse_layout(cruise_speed_mps=2.0)
 CFG = CoordinatorConfig(solve_period_s=0.5, lost_after_s=1.0, arrive_radius_m=0.3)
@@ -202,7 +201,9 @@ def test_restart_restores_tasks_and_epochs(tmp_path: Path) -> None:
     co2 = Coordinator(LAYOUT, CFG, Ledger.open(path), clock=FakeClock())
     assert co2.tasks == before
     np.testing.assert_array_equal(co2.health.epoch, epochs)
-    assert not co2.submit(TaskSpec("t0", "pick_a", "drop_a"), 0.0).accepted  # duplicate
+    again = co2.submit(TaskSpec("t0", "pick_a", "drop_a"), 0.0)  # the same request: idempotent
+    assert again.accepted and "already accepted" in again.reason and co2.tasks == before
+    assert not co2.submit(TaskSpec("t0", "pick_b", "drop_a"), 0.0).accepted  # other content
     # drones never come back: after lost_after_s their tasks are re-queued, none lost
     co2.observe_fleet([9], np.array([[20.0, 20.0, 1.0]]), 1.5)
     co2.solve(1.5)
@@ -224,7 +225,8 @@ def test_drain_transitions_reports_each_committed_change_once() -> None:
     layout = _layout_for_drain()
     co = Coordinator(layout, clock=lambda: 0.0)
     assert co.submit(TaskSpec("a", "pick_a", "drop_a"), 0.0).accepted
-    assert not co.submit(TaskSpec("a", "pick_a", "drop_a"), 0.0).accepted  # duplicate: nothing
+    assert co.submit(TaskSpec("a", "pick_a", "drop_a"), 0.0).accepted  # the same again: nothing
+    assert not co.submit(TaskSpec("a", "pick_b", "drop_a"), 0.0).accepted  # a duplicate: nothing
     first = co.drain_transitions()
     assert [(t.task_id, t.from_state, t.to_state) for t in first] == [("a", None, TaskState.QUEUED)]
     assert co.drain_transitions() == []
@@ -250,7 +252,7 @@ def _layout_for_drain():  # type: ignore[no-untyped-def]
 def test_tasks_are_served_at_stable_bays_spread_over_the_station() -> None:
     from dataclasses import replace as dc_replace
 
-    from wm_agent.fleet.layout import bay_grid
+    from wm_agent.sim.scenario import bay_grid
 
     layout = dc_replace(LAYOUT, bay_offsets=bay_grid(3, 3, 1.0))
     co = Coordinator(layout, CFG, ledger=Ledger.open(":memory:"), clock=FakeClock())
@@ -266,3 +268,100 @@ def test_tasks_are_served_at_stable_bays_spread_over_the_station() -> None:
     assert np.all(np.abs(offsets[:, :2]) <= 1.0 + 1e-9) and np.all(offsets[:, 2] == 0.0)
     with pytest.raises(ConfigError, match="bay"):
         dc_replace(LAYOUT, bay_offsets=np.zeros((0, 3)))
+
+
+def test_admission_control_bounds_the_queue_per_station_and_in_all() -> None:
+    cfg = CoordinatorConfig(max_open_tasks=8, max_open_per_station=3)
+    co = Coordinator(LAYOUT, cfg, Ledger.open(":memory:"), clock=FakeClock())
+    for k in range(3):
+        assert co.submit(TaskSpec(f"a{k}", "pick_a", "drop_a"), 0.0).accepted
+    res = co.submit(TaskSpec("a3", "pick_a", "drop_a"), 0.0)
+    assert not res.accepted and res.code is RejectCode.QUEUE_FULL and "'pick_a'" in res.reason
+    assert "a3" not in co.tasks
+    for k in range(3):
+        assert co.submit(TaskSpec(f"b{k}", "pick_b", "drop_a"), 0.0).accepted
+    assert co.submit(TaskSpec("slot0", (10.0, 5.7, 1.5), "drop_a"), 0.0).accepted
+    assert co.submit(TaskSpec("slot1", (10.0, 5.7, 1.5), "drop_a"), 0.0).accepted
+    res = co.submit(TaskSpec("c0", "pick_c", "drop_a"), 0.0)
+    assert res.code is RejectCode.QUEUE_FULL and "max_open_tasks 8" in res.reason
+    # a task leaving the queue (cancelled here; picked up in a run) makes room again
+    co.cancel("a0", t_s=1.0)
+    assert co.submit(TaskSpec("a3", "pick_a", "drop_a"), 1.0).accepted
+
+
+def test_admission_counts_survive_a_restart(tmp_path: Path) -> None:
+    cfg = CoordinatorConfig(max_open_tasks=100, max_open_per_station=2)
+    co = Coordinator(LAYOUT, cfg, Ledger.open(tmp_path / "l.db"), clock=FakeClock())
+    for k in range(2):
+        assert co.submit(TaskSpec(f"a{k}", "pick_a", "drop_a"), 0.0).accepted
+    co.ledger.close()
+    co2 = Coordinator(LAYOUT, cfg, Ledger.open(tmp_path / "l.db"), clock=FakeClock())
+    assert co2.submit(TaskSpec("a2", "pick_a", "drop_a"), 0.0).code is RejectCode.QUEUE_FULL
+
+
+def test_waiting_tasks_age_so_a_burst_elsewhere_cannot_starve_them() -> None:
+    """One drone; an old task far away and, 200 s later, a fresh one next to the drone: with
+    ageing the old task is served first (without it the near one always wins)."""
+    drone = np.array([[LAYOUT.station("pick_a")[0], LAYOUT.station("pick_a")[1], 1.0]])
+    far = LAYOUT.station("pick_d")
+    assert np.linalg.norm(far - drone[0]) / LAYOUT.cruise_speed_mps > 8.0  # the far one is far
+
+    def first_served(age_weight: float) -> str:
+        co = Coordinator(LAYOUT, CoordinatorConfig(age_weight=age_weight),
+                         Ledger.open(":memory:"), clock=FakeClock())
+        co.observe_fleet(np.array([0]), drone, 0.0)
+        assert co.submit(TaskSpec("old", "pick_d", "drop_a"), 0.0).accepted
+        assert co.submit(TaskSpec("new", "pick_a", "drop_a"), 200.0).accepted
+        co.observe_fleet(np.array([0]), drone, 200.0)
+        co.solve(200.0)
+        return co.assignments().task_ids[0]
+
+    assert first_served(0.0) == "new"
+    assert first_served(0.1) == "old"
+
+
+def test_home_pads_follow_the_drone_id_not_the_registration_order() -> None:
+    co = Coordinator(LAYOUT, CFG, Ledger.open(":memory:"), clock=FakeClock())
+    ids = np.array([7, 3, 12])
+    co.observe_fleet(ids, LAYOUT.home_pads[ids] + [0.0, 0.0, 1.0], 0.0)
+    table = co.assignments()
+    assert (table.phases == Phase.TO_HOME).all()
+    np.testing.assert_array_equal(table.goals, LAYOUT.home_pads[table.drone_ids])
+
+
+class RefusingLedger(Ledger):
+    """A ledger whose writes fail once ``refuse`` is set (as a full disk or a constraint would)."""
+
+    refuse = False
+
+    def commit(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+        if self.refuse:
+            raise FleetError("write refused")
+        super().commit(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def _health(co: Coordinator) -> tuple[np.ndarray, ...]:
+    h = co.health
+    return (h.ids.copy(), h.status.copy(), h.epoch.copy(), h.min_epoch.copy(), h.last_seen_s.copy())
+
+
+def test_a_refused_ledger_write_leaves_drone_health_unchanged() -> None:
+    ledger = RefusingLedger.open(":memory:")
+    co = Coordinator(LAYOUT, CFG, ledger, clock=FakeClock())
+    co.observe_fleet(np.array([1, 2]), LAYOUT.home_pads[[1, 2]] + [0.0, 0.0, 1.0], 0.0)
+    assert co.submit(TaskSpec("t", "pick_a", "drop_a"), 0.0).accepted
+    before = _health(co)
+    ledger.refuse = True
+    with pytest.raises(FleetError):
+        co.register(1, 0.1)  # a new epoch
+    with pytest.raises(FleetError):
+        co.observe_fleet(np.array([5]), np.array([[1.0, 1.0, 1.0]]), 0.2)  # a new drone
+    with pytest.raises(FleetError):
+        co.solve(0.3)  # an assignment bumps an epoch
+    with pytest.raises(FleetError):
+        co.solve(5.0)  # both drones silent: LOST
+    for now, was in zip(_health(co), before, strict=True):
+        np.testing.assert_array_equal(now, was)
+    ledger.refuse = False
+    co.solve(0.3)
+    assert co.tasks["t"].state is TaskState.ASSIGNED

@@ -58,7 +58,8 @@ def test_a_state_the_coordinator_missed_does_not_stall_lockstep(ros_context: Any
     for node in (planner, test):
         executor.add_node(node)
     assert spin(executor, lambda: state_pub.get_subscription_count() > 0
-                and assign_pub.get_subscription_count() > 0 and planner.cmd_pub.get_subscription_count() > 0, 10.0)
+                and assign_pub.get_subscription_count() > 0
+                and planner.cmd_pub.get_subscription_count() > 0, 10.0)
     # step 1 answered normally
     state_pub.publish(_state(1))
     assign_pub.publish(_assignments(1))

@@ -100,8 +100,9 @@ def test_landing_and_holding_drones_are_neighbours_of_flying_ones(other: str) ->
     """A drone flying east towards a drone 0.5 m ahead that is landing (IDLE) or holding (no
     assignment) brakes for it, as it would for a flying one; a drone on the floor is ignored."""
     a = np.array([20.0, 15.0, 1.0])
-    pos = np.array([a, a + [0.5, 0.0, 0.0]])
-    goals = np.array([a + [10.0, 0.0, 0.0], a + [0.5, 0.0, 0.0]])
+    ahead, far = np.array([0.5, 0.0, 0.0]), np.array([10.0, 0.0, 0.0])
+    pos = np.array([a, a + ahead])
+    goals = np.array([a + far, a + ahead])
     phase_b, goal_b = (0, True) if other == "landing" else (0, False)
     phases = np.array([PHASE_TO_PICKUP, phase_b])
     has_goal = np.array([True, goal_b])

@@ -182,3 +182,62 @@ def test_start_gate_times_out(ros_context: Any, spin: Any) -> None:
     assert spin(executor, lambda: bridge.sim.sim_time >= 0.5 - 1e-9, 30.0)
     executor.shutdown()
     bridge.close()
+
+
+def test_a_dropped_out_drone_is_silent_and_deaf_on_every_link(ros_context: Any, spin: Any) -> None:
+    """During its radio dropout a drone's odometry is not published and its cmd_vel is not
+    taken (as its fleet-state row and fleet commands already were)."""
+    bridge = make_bridge(ros_context, drones=2, fidelity="fleet", mode="realtime",
+                         odom_max_drones=2, dropout_drone=0, dropout_start_s=0.0,
+                         dropout_end_s=1e6)
+    user = Node("user", context=ros_context)
+    odom: dict[int, list[Any]] = {0: [], 1: []}
+    for i in (0, 1):
+        user.create_subscription(Odometry, topics.drone_odom(i), odom[i].append, qos.STATE)
+    cmd_pubs = {i: user.create_publisher(TwistStamped, topics.drone_cmd_vel(i), qos.COMMAND)
+                for i in (0, 1)}
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(bridge)
+    executor.add_node(user)
+
+    def climb() -> bool:
+        for pub in cmd_pubs.values():
+            m = TwistStamped()
+            m.header.frame_id = "map"
+            m.twist.linear.z = 0.5
+            pub.publish(m)
+        return bool(bridge.sim.state().pos[1, 2] > 0.4)
+
+    assert spin(executor, climb, 20.0), "drone 1 never climbed"
+    assert odom[1], "no odometry for drone 1"
+    assert odom[0] == [], "odometry of the dropped-out drone 0 was published"
+    assert bridge.sim.state().pos[0, 2] < 0.05, "the dropped-out drone 0 took a cmd_vel"
+    executor.shutdown()
+    bridge.close()
+    for node in (bridge, user):
+        node.destroy_node()
+
+
+def test_a_drone_re_registers_when_its_radio_comes_back(ros_context: Any, spin: Any) -> None:
+    """The coordinator ignores a LOST drone until it registers again: the bridge (the drone's
+    link) registers it with /fleet/register when its dropout ends."""
+    bridge = make_bridge(ros_context, drones=2, fidelity="fleet", mode="fast", odom_max_drones=0,
+                         dropout_drone=1, dropout_start_s=0.2, dropout_end_s=0.6, duration_s=3.0)
+    _, srvs = require_interfaces()
+    asked: list[int] = []
+
+    def register(request: Any, response: Any) -> Any:
+        asked.append(int(request.drone_id))
+        response.accepted, response.epoch = True, 7
+        return response
+
+    coordinator = Node("fake_coordinator", context=ros_context)
+    coordinator.create_service(srvs.RegisterDrone, topics.REGISTER_DRONE, register)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(bridge)
+    executor.add_node(coordinator)
+    assert spin(executor, lambda: bridge.sim.sim_time >= 3.0 - 1e-9 and asked == [1], 20.0), asked
+    executor.shutdown()
+    bridge.close()
+    for node in (bridge, coordinator):
+        node.destroy_node()

@@ -13,7 +13,7 @@ import pytest
 from numpy.typing import NDArray
 
 from wm_agent.sim import SimOptions, load_scenario
-from wm_agent.sim.airframe import GRAVITY, load_airframe
+from wm_agent.sim.airframe import load_airframe
 from wm_agent.sim.dynamics import FleetDynamics, RigidBodyState, ground_effect_gain
 from wm_agent.sim.pybullet_physics import PyBulletPhysics
 from wm_agent.sim.rotations import quat_to_matrix

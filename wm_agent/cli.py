@@ -123,8 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="fleet planner backend (default onnxruntime; classical = PID baseline)",
     )
     p.add_argument("--model", default="", help="planning world-model folder (default: the shipped wm_plan)")
-    p.add_argument("--task-rate", type=float, default=0.0,
-                   help="task arrivals per minute (default: the scenario's)")
+    p.add_argument("--task-rate", type=float, default=None,
+                   help="task arrivals per minute (default: the scenario's; 0 = no tasks)")
     p.add_argument("--faults", action="store_true",
                    help="inject a drone dropout, a planner stall and a coordinator kill+restart")
     p.add_argument("--out", default="", help="run folder (default runs/sim-<date>-<time>)")

@@ -14,6 +14,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from wm_agent.errors import MessageError
+from wm_agent.fleet.tasks import TaskSpec
+from wm_agent.fleet.validation import RejectCode, Rejection, show
 from wm_agent.interfaces import require_interfaces
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "fleet_command_to_msg",
     "fleet_state_from_msg",
     "fleet_state_to_msg",
+    "task_spec_from_msg",
 ]
 
 
@@ -160,3 +163,29 @@ def time_msg(t_s: float) -> Any:
 def seconds(stamp: Any) -> float:
     """Seconds of a builtin_interfaces/Time."""
     return float(stamp.sec) + float(stamp.nanosec) * 1e-9
+
+
+def task_spec_from_msg(msg: Any) -> TaskSpec | Rejection:
+    """A wm_agent_msgs/Task as the core's TaskSpec (the core validates the content), or the
+    Rejection of a message that cannot be one: a deadline stamp with negative seconds or
+    ``nanosec`` ≥ 1e9 (BAD_DEADLINE; zero = no deadline), a non-string id (BAD_ID)."""
+    if not isinstance(msg.task_id, str):
+        return Rejection(RejectCode.BAD_ID, f"task_id={show(msg.task_id)} must be a string")
+    d = msg.deadline
+    if d.sec < 0 or not 0 <= d.nanosec < 1_000_000_000:
+        return Rejection(RejectCode.BAD_DEADLINE,
+                         f"deadline=(sec={d.sec}, nanosec={d.nanosec}) is not a valid time: sec "
+                         "must be >= 0 and nanosec < 1e9 (zero = no deadline)")
+    p = msg.pickup_position
+    pickup: str | tuple[float, float, float] = (
+        msg.pickup_station if msg.pickup_station else (float(p.x), float(p.y), float(p.z))
+    )
+    deadline = seconds(d)
+    return TaskSpec(
+        task_id=msg.task_id,
+        pickup=pickup,
+        dropoff=msg.dropoff_station,
+        priority=int(msg.priority),
+        deadline_s=deadline if deadline > 0.0 else None,
+        payload_kg=float(msg.payload_mass),
+    )

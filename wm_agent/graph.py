@@ -92,7 +92,7 @@ class FleetSimArgs:
     backend: str = "onnxruntime"      # planner backend: onnxruntime | torch | tensorrt | classical
     model: str = ""                   # world-model folder ("" = the shipped model)
     ledger: str = ""                  # coordinator ledger ("" = $ROS_HOME/wm_agent/ledger.sqlite)
-    task_rate_per_min: float = 0.0    # task arrivals per minute (0 = the scenario's rate)
+    task_rate_per_min: float | None = None  # task arrivals per minute (None = the scenario's, 0 = none)
     watchers: int = 0                 # fleet-state subscribers outside the graph that must see t = 0
 
     def __post_init__(self) -> None:
@@ -104,7 +104,7 @@ class FleetSimArgs:
             raise ConfigError(f"mode must be realtime, fast or lockstep, got {self.mode!r}")
         if self.fidelity not in ("auto", "motor", "fleet"):
             raise ConfigError(f"fidelity must be auto, motor or fleet, got {self.fidelity!r}")
-        if not self.task_rate_per_min >= 0:
+        if self.task_rate_per_min is not None and not self.task_rate_per_min >= 0:
             raise ConfigError(f"task_rate_per_min must be >= 0, got {self.task_rate_per_min}")
         if self.backend not in ("onnxruntime", "torch", "tensorrt", "classical"):
             raise ConfigError(
@@ -130,7 +130,8 @@ def fleet_sim_graph(args: FleetSimArgs) -> list[NodeSpec]:
         "fidelity": args.fidelity,
     }
     lockstep = args.mode == "lockstep"
-    task_rate = (float(args.task_rate_per_min) or _scenario_task_rate(args.scenario)) if lockstep else 0.0
+    task_rate = (_scenario_task_rate(args.scenario) if args.task_rate_per_min is None
+                 else float(args.task_rate_per_min))
     if lockstep:
         sim["lockstep_min_commanders"] = args.drones  # wait for the fleet planner before step 1
     # hold t = 0 until planner, coordinator, monitor (the recorder, watchers) have subscribed
@@ -176,7 +177,7 @@ def fleet_sim_graph(args: FleetSimArgs) -> list[NodeSpec]:
             executable="task_feeder",
             description="feeds the scenario's seeded task stream to the coordinator",
             parameters={"scenario": args.scenario, "seed": args.seed, "use_sim_time": True,
-                        "rate_per_min": float(args.task_rate_per_min)},
+                        "rate_per_min": task_rate},
         ))
     if args.record:
         # first, so that it is subscribed before the bridge publishes; bag time = sim time

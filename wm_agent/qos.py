@@ -51,6 +51,15 @@ EVENTS = QoSProfile(
     durability=DurabilityPolicy.VOLATILE,
 )
 
+#: Task intake and lifecycle (/tasks/bulk, /tasks/bulk_ack, /tasks/status): reliable and deep
+#: enough that a burst (10,000 tasks accepted, or assigned, in one go) reaches every subscriber.
+TASKS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=20_000,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+
 #: /clock: reliable, depth 1 (works with best-effort and reliable subscribers).
 CLOCK = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,

@@ -15,6 +15,7 @@ PLANNER_STATUS = "/fleet/planner_status"  # wm_agent_msgs/PlannerStatus
 DRONE_STATUS = "/fleet/drone_status"      # wm_agent_msgs/DroneStatus (heartbeats)
 TASK_STATUS = "/tasks/status"             # wm_agent_msgs/TaskStatus
 TASK_BULK = "/tasks/bulk"                 # wm_agent_msgs/TaskArray
+TASK_BULK_ACK = "/tasks/bulk_ack"         # wm_agent_msgs/TaskArrayAck (one per TaskArray)
 SUBMIT_TASK = "/tasks/submit"             # wm_agent_msgs/srv/SubmitTask
 CANCEL_TASK = "/tasks/cancel"             # wm_agent_msgs/srv/CancelTask
 REGISTER_DRONE = "/fleet/register"        # wm_agent_msgs/srv/RegisterDrone

@@ -10,18 +10,22 @@ Pure Python + numpy; the ROS node converts messages once and calls:
 * :meth:`Coordinator.assignments` to publish one batched message,
 * :meth:`Coordinator.metrics` for diagnostics.
 
-Every state change is written to the :class:`~wm_agent.fleet.ledger.Ledger` (one SQLite
-transaction per call) *before* it is applied in memory, so a refused write leaves the
-coordinator unchanged and a restart restores exactly what was committed.
+Every state change — tasks and drone liveness/epochs alike — is written to the
+:class:`~wm_agent.fleet.ledger.Ledger` (one SQLite transaction per call) *before* it is applied in
+memory, so a refused write leaves the coordinator unchanged and a restart restores exactly what
+was committed. Submitting a task again with the same content is idempotent (accepted, nothing
+changes), so a bulk submitter can retry what it got no answer for. Admission control bounds
+the tasks waiting for a pickup (in all, and per pick station); waiting tasks age (get cheaper in
+the assignment) so none starves.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,6 +41,13 @@ from wm_agent.fleet.validation import RejectCode, validate_task
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
+_OPEN = (TaskState.QUEUED, TaskState.ASSIGNED)  # waiting for a pickup: what admission counts
+
+
+def _p(default: Any, description: str) -> Any:
+    """A config field with its description (what a node's ROS parameter says)."""
+    return field(default=default, metadata={"description": description})
+
 
 class Phase(IntEnum):
     """What a drone is doing (values go on the wire: never renumber)."""
@@ -49,45 +60,46 @@ class Phase(IntEnum):
 
 @dataclass(frozen=True)
 class CoordinatorConfig:
-    """Coordinator parameters (one frozen value; the node fills it from ROS parameters).
+    """Coordinator parameters: one frozen value, each setting defined here once with its
+    description (the fleet_coordinator node declares them as ROS parameters from these fields)."""
 
-    Attributes:
-        solve_period_s: longest time between two solves [s].
-        lost_after_s: a drone silent this long is LOST [s].
-        reassign_threshold_s: a busy drone switches task only if that saves more [s].
-        arrive_radius_m: a drone this close to its pickup/dropoff has arrived [m].
-        dense_max: up to this many drones and tasks the optimal dense solver runs; above it
-            the auction.
-        auction_max: up to this many the auction (certified near-optimal) runs; above it
-            the multilevel solver (fast, busy drones keep their task).
-        knn_k: starting candidate list per bidder of the auction (sparse) solver.
-        priority_weight_s: travel time one priority step is worth [s].
-        urgency_weight_s: travel time an imminent deadline is worth [s].
-        urgency_horizon_s: urgency grows over this time before the deadline [s].
-        ledger_path: SQLite file, or ":memory:".
-    """
-
-    solve_period_s: float = 0.5
-    lost_after_s: float = 1.0
-    reassign_threshold_s: float = 2.0
-    arrive_radius_m: float = 0.3
-    dense_max: int = 1500
-    auction_max: int = 4000
-    knn_k: int = 16
-    priority_weight_s: float = 0.05
-    urgency_weight_s: float = 10.0
-    urgency_horizon_s: float = 60.0
-    ledger_path: str = ":memory:"
+    solve_period_s: float = _p(0.5, "longest time between two solves [s]")
+    lost_after_s: float = _p(1.0, "a drone silent this long is LOST [s]")
+    reassign_threshold_s: float = _p(2.0, "a busy drone switches task only if that saves more [s]")
+    arrive_radius_m: float = _p(0.3, "a drone this close to its pickup/dropoff has arrived [m]")
+    dense_max: int = _p(1500, "the optimal dense solver up to this many drones and tasks")
+    auction_max: int = _p(4000, "the auction (certified near-optimal) up to this size, the "
+                          "multilevel solver above")
+    knn_k: int = _p(16, "starting candidate tasks per bidder of the auction solver")
+    priority_weight_s: float = _p(0.05, "travel time one priority step is worth [s]")
+    urgency_weight_s: float = _p(10.0, "travel time an imminent deadline is worth [s]")
+    urgency_horizon_s: float = _p(60.0, "urgency grows over this time before the deadline [s]")
+    age_weight: float = _p(0.1, "travel time one second of waiting is worth [s/s]: old tasks get "
+                           "cheaper, so a burst at one station cannot starve the rest")
+    age_cap_s: float = _p(300.0, "waiting counts up to this long [s] (largest ageing bonus "
+                          "age_weight * age_cap_s)")
+    max_open_tasks: int = _p(10_000, "tasks waiting for a pickup (QUEUED or ASSIGNED) at most; "
+                             "more are rejected QUEUE_FULL")
+    max_open_per_station: int = _p(200, "the same per pick station (shelf-slot pickups count "
+                                   "only towards max_open_tasks)")
+    ledger_path: str = field(default=":memory:", metadata={
+        "parameter": False, "description": "SQLite ledger file, or ':memory:'"})
 
     def __post_init__(self) -> None:
         for name in ("solve_period_s", "lost_after_s", "arrive_radius_m", "urgency_horizon_s"):
             value = getattr(self, name)
             if not (np.isfinite(value) and value > 0.0):
                 raise ConfigError(f"CoordinatorConfig.{name} must be finite and > 0, got {value}")
-        for name in ("reassign_threshold_s", "priority_weight_s", "urgency_weight_s"):
+        for name in ("reassign_threshold_s", "priority_weight_s", "urgency_weight_s",
+                     "age_weight", "age_cap_s"):
             value = getattr(self, name)
             if not (np.isfinite(value) and value >= 0.0):
                 raise ConfigError(f"CoordinatorConfig.{name} must be finite and ≥ 0, got {value}")
+        if self.max_open_tasks < 1 or self.max_open_per_station < 1:
+            raise ConfigError(
+                f"CoordinatorConfig.max_open_tasks and max_open_per_station must be ≥ 1, got "
+                f"{self.max_open_tasks}, {self.max_open_per_station}"
+            )
         if self.dense_max < 1 or self.knn_k < 1 or self.auction_max < self.dense_max:
             raise ConfigError(
                 f"CoordinatorConfig.dense_max and knn_k must be ≥ 1 and auction_max ≥ "
@@ -174,6 +186,7 @@ class Coordinator:
         self._last_solve_s = -np.inf
         self._first_submit_s: float | None = None
         self._outbox: list[Transition] = []
+        self._open: dict[str, int] = {}  # tasks waiting for a pickup, per pickup key
         self._restore(self.clock())
 
     # ----------------------------------------------------------------- bookkeeping
@@ -197,6 +210,9 @@ class Coordinator:
                 self._task_of[row] = tid
         if state.tasks:
             self._first_submit_s = min(t.created_s for t in state.tasks.values())
+        for task in self._tasks.values():
+            if task.state in _OPEN:
+                self._count_open(task.spec, +1)
 
     def _grow(self) -> None:
         n = len(self.health)
@@ -215,19 +231,24 @@ class Coordinator:
         return [(int(h.ids[r]), int(h.epoch[r]), int(h.min_epoch[r])) for r in rows]
 
     def _commit(
-        self, changes: Sequence[tuple[Task, Transition]], drone_rows: IntArray | None = None
+        self, changes: Sequence[tuple[Task, Transition]], drone_rows: IntArray | None = None,
+        drone_records: Sequence[tuple[int, int, int]] | None = None,
     ) -> None:
-        """Persist then apply ``changes`` (several per task allowed, in order)."""
+        """Persist then apply ``changes`` (several per task allowed, in order). Drones are
+        written from their rows' current values, or as ``drone_records`` (id, epoch,
+        min_epoch) when the caller applies the change to FleetHealth only after the write."""
         if not changes and (drone_rows is None or drone_rows.size == 0):
             return
         latest: dict[str, Task] = {}
         for task, _ in changes:
             latest[task.task_id] = task
-        self.ledger.commit(
-            list(latest.values()),
-            [tr for _, tr in changes],
-            self._drone_rows_record(drone_rows) if drone_rows is not None else (),
-        )
+        if drone_records is None:
+            drone_records = self._drone_rows_record(drone_rows) if drone_rows is not None else []
+        self.ledger.commit(list(latest.values()), [tr for _, tr in changes], drone_records)
+        for task, tr in changes:
+            was, now = tr.from_state in _OPEN, tr.to_state in _OPEN
+            if was != now:
+                self._count_open(task.spec, +1 if now else -1)
         self._tasks.update(latest)
         self._outbox.extend(tr for _, tr in changes)
         self._dirty = True
@@ -254,13 +275,26 @@ class Coordinator:
         return dict(self._tasks)
 
     def submit(self, spec: TaskSpec, t_s: float | None = None) -> SubmitResult:
-        """Validate and accept a task (QUEUED, persisted) or reject it changing nothing."""
+        """Validate and accept a task (QUEUED, persisted) or reject it changing nothing.
+
+        The same request again (same id and content) is accepted without a change (code OK,
+        the reason says it was known); the same id with other content is DUPLICATE_ID. A task
+        beyond ``max_open_tasks`` / ``max_open_per_station`` is QUEUE_FULL.
+        """
         now = self._now(t_s)
+        known = self._tasks.get(spec.task_id) if isinstance(spec.task_id, str) else None
+        if known is not None and known.spec == spec:
+            return SubmitResult(True, RejectCode.OK,
+                                f"already accepted (now {known.state.name}); nothing changed")
         rej = validate_task(spec, layout=self.layout, known_ids=self._tasks, now_s=now)
         if rej is not None:
             return SubmitResult(False, rej.code, rej.reason)
+        full = self._queue_full(spec)
+        if full:
+            return SubmitResult(False, RejectCode.QUEUE_FULL, full)
         task, tr = new_task(spec, now)
         self.ledger.commit([task], [tr], new=True)
+        self._count_open(spec, +1)
         self._outbox.append(tr)
         self._tasks[spec.task_id] = task
         self._pickup[spec.task_id] = self._pickup_xyz(spec)
@@ -284,12 +318,18 @@ class Coordinator:
             self._release_rows(self.health.rows_of([drone]))
 
     def register(self, drone_id: int, t_s: float | None = None) -> int:
-        """(Re)register a drone and return its new epoch (a LOST drone becomes ACTIVE)."""
+        """(Re)register a drone and return its new epoch (a LOST drone becomes ACTIVE).
+
+        Raises:
+            FleetError: the ledger refused the write (nothing changed).
+        """
         now = self._now(t_s)
-        epoch = self.health.register(int(drone_id), now)
+        did = int(drone_id)
+        row = int(self.health.rows_of([did])[0])
+        epoch = 1 if row < 0 else int(self.health.epoch[row]) + 1
+        self.ledger.commit([], [], [(did, epoch, epoch)])
+        self.health.register(did, now)
         self._grow()
-        row = self.health.row_of(int(drone_id))
-        self.ledger.commit([], [], self._drone_rows_record(np.array([row])))
         self._dirty = True
         return epoch
 
@@ -324,9 +364,9 @@ class Coordinator:
         unknown = rows < 0
         if np.any(unknown):
             new_ids = np.unique(ids[unknown])
-            new_rows = self.health.add(new_ids, t_s)
+            self.ledger.commit([], [], [(int(i), 1, 1) for i in new_ids])
+            self.health.add(new_ids, t_s)
             self._grow()
-            self.ledger.commit([], [], self._drone_rows_record(new_rows))
             rows = self.health.rows_of(ids)
             self._dirty = True
         finite = np.all(np.isfinite(pos), axis=1)
@@ -402,6 +442,8 @@ class Coordinator:
             pri, dl, now, priority_weight_s=cfg.priority_weight_s,
             urgency_weight_s=cfg.urgency_weight_s, urgency_horizon_s=cfg.urgency_horizon_s,
         )
+        waited = now - np.array([self._tasks[t].created_s for t in open_ids])
+        off -= cfg.age_weight * np.clip(waited, 0.0, cfg.age_cap_s)  # old tasks get cheaper
         match = solve(
             self._pos[eligible], q, off, self.layout.cruise_speed_mps,
             dense_max=cfg.dense_max, auction_max=cfg.auction_max, k=cfg.knn_k,
@@ -414,8 +456,7 @@ class Coordinator:
         """Commands for every ACTIVE drone (see :class:`AssignmentTable`)."""
         h = self.health
         rows = np.nonzero(h.active_mask())[0]
-        pads = self.layout.home_pads
-        goals = pads[rows % pads.shape[0]].copy()
+        goals = self.layout.home_pad(h.ids[rows]).copy()
         phases = np.full(rows.size, Phase.TO_HOME, np.uint8)
         task_ids: list[str] = []
         for i, r in enumerate(rows):
@@ -464,6 +505,27 @@ class Coordinator:
         )
 
     # ----------------------------------------------------------------- internals
+    @staticmethod
+    def _pickup_key(spec: TaskSpec) -> str:
+        return spec.pickup if isinstance(spec.pickup, str) else ""
+
+    def _count_open(self, spec: TaskSpec, delta: int) -> None:
+        key = self._pickup_key(spec)
+        self._open[key] = self._open.get(key, 0) + delta
+
+    def _queue_full(self, spec: TaskSpec) -> str:
+        """Why ``spec`` would exceed the admission limits ("" when it fits)."""
+        cfg = self.config
+        total = sum(self._open.values())
+        if total >= cfg.max_open_tasks:
+            return (f"queue full: {total} tasks wait for a pickup (max_open_tasks "
+                    f"{cfg.max_open_tasks}); submit again later")
+        key = self._pickup_key(spec)
+        if key and self._open.get(key, 0) >= cfg.max_open_per_station:
+            return (f"queue full at pick station {key!r}: {self._open[key]} tasks wait there "
+                    f"(max_open_per_station {cfg.max_open_per_station}); submit again later")
+        return ""
+
     def _release_rows(self, rows: IntArray) -> None:
         for r in rows:
             if r >= 0:
@@ -471,7 +533,7 @@ class Coordinator:
         self._dirty = True
 
     def _check_lost(self, t_s: float) -> None:
-        lost = self.health.check(t_s)
+        lost = self.health.silent(t_s)
         if lost.size == 0:
             return
         changes = []
@@ -483,7 +545,10 @@ class Coordinator:
                 if task.state is TaskState.PICKED:
                     why += "; payload re-queued from its pickup"
                 changes.append(advance(task, TaskState.QUEUED, t_s, reason=why))
-        self._commit(changes, lost)
+        h = self.health
+        self._commit(changes, lost, [(int(h.ids[r]), int(h.epoch[r]) + 1, int(h.min_epoch[r]))
+                                     for r in lost])
+        h.mark_lost(lost)
         self._release_rows(lost)
 
     def _detect_arrivals(
@@ -562,13 +627,10 @@ class Coordinator:
                               epoch=int(ep))
                 current[tid] = nxt[0]
                 changes.append(nxt)
-        old = self.health.epoch[rows].copy()
-        self.health.epoch[rows] = new_epochs
-        try:
-            self._commit(changes, rows)
-        except FleetError:
-            self.health.epoch[rows] = old
-            raise
+        h = self.health
+        self._commit(changes, rows, [(int(h.ids[r]), int(e), int(h.min_epoch[r]))
+                                     for r, e in zip(rows, new_epochs, strict=True)])
+        h.epoch[rows] = new_epochs
         for i in changed:
             self._task_of[int(eligible[i])] = (
                 open_ids[new_task_of[i]] if new_task_of[i] >= 0 else ""

@@ -30,7 +30,7 @@ class DroneStatus(IntEnum):
 class FleetHealth:
     """Arrays of per-drone liveness, indexed by registration order (row = index)."""
 
-    def __init__(self, lost_after_s: float = 1.0) -> None:
+    def __init__(self, lost_after_s: float) -> None:
         """Create an empty table; a drone silent for ``lost_after_s`` [s] becomes LOST."""
         if not lost_after_s > 0.0:
             raise FleetError(f"lost_after_s must be > 0 [s], got {lost_after_s}")
@@ -96,12 +96,6 @@ class FleetHealth:
         self.last_seen_s[row] = t_s
         return int(self.epoch[row])
 
-    def bump(self, rows: IntArray) -> IntArray:
-        """Increase the epoch of ``rows`` by one and return the new epochs."""
-        self.epoch[rows] += 1
-        out: IntArray = self.epoch[rows]
-        return out
-
     def heard(
         self, rows: IntArray, t_s: float, epochs: NDArray[np.integer] | None = None
     ) -> NDArray[np.bool_]:
@@ -117,18 +111,18 @@ class FleetHealth:
         self.last_seen_s[acc] = np.maximum(self.last_seen_s[acc], t_s)
         return ok
 
-    def check(self, t_s: float) -> IntArray:
-        """Mark ACTIVE drones silent for more than ``lost_after_s`` as LOST (epoch + 1).
-
-        Returns:
-            rows that became LOST now.
-        """
-        lost = np.nonzero(
+    def silent(self, t_s: float) -> IntArray:
+        """Rows of ACTIVE drones silent for more than ``lost_after_s`` at ``t_s`` [s] (no change:
+        :meth:`mark_lost` them once the loss is persisted)."""
+        out: IntArray = np.nonzero(
             (self.status == DroneStatus.ACTIVE) & (t_s - self.last_seen_s > self.lost_after_s)
         )[0].astype(np.int64)
-        self.status[lost] = DroneStatus.LOST
-        self.epoch[lost] += 1
-        return lost
+        return out
+
+    def mark_lost(self, rows: IntArray) -> None:
+        """Mark ``rows`` LOST (epoch + 1: their commands and reports are stale from now)."""
+        self.status[rows] = DroneStatus.LOST
+        self.epoch[rows] += 1
 
     def active_mask(self) -> NDArray[np.bool_]:
         """(N,) True for ACTIVE drones."""

@@ -1,9 +1,9 @@
-"""Warehouse layout as the fleet coordinator sees it (stations, home pads, geofence).
+"""Warehouse layout as the fleet coordinator sees it (stations, bays, home pads, shelves,
+geofence).
 
-The coordinator never imports the simulator: whoever loads the scenario YAML hands a
-:class:`Layout` to the core. :meth:`Layout.from_scenario_dict` reads just the keys the
-coordinator needs from the parsed scenario dict (``sim/scenarios/warehouse.yaml`` schema).
-All positions are ENU in the ``map`` frame [m].
+The coordinator core takes a :class:`Layout`; :meth:`Layout.from_scenario` builds it from a
+validated :class:`wm_agent.sim.scenario.Scenario` (the one scenario loader, so the nodes and the
+tests see the same stations, bays and pads). All positions are ENU in the ``map`` frame [m].
 """
 
 from __future__ import annotations
@@ -12,12 +12,15 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from wm_agent.errors import ConfigError
+
+if TYPE_CHECKING:
+    from wm_agent.sim.scenario import Scenario
 
 #: Cruise speed used when neither the scenario nor the caller gives one [m/s].
 DEFAULT_CRUISE_SPEED_MPS = 1.0
@@ -35,20 +38,6 @@ def _vec3(value: Any, name: str) -> NDArray[np.float64]:
     return arr
 
 
-def bay_grid(columns: int, rows: int, spacing: float) -> NDArray[np.float64]:
-    """(columns·rows, 3) horizontal bay offsets [m] on a grid centred on the station.
-
-    Raises:
-        ConfigError: columns or rows < 1, or spacing not > 0 (when there is more than one bay).
-    """
-    if columns < 1 or rows < 1 or (columns * rows > 1 and not spacing > 0.0):
-        raise ConfigError(f"stations.bays needs columns, rows >= 1 and spacing > 0 [m], got "
-                          f"{columns}, {rows}, {spacing}")
-    r, c = np.divmod(np.arange(rows * columns), columns)
-    xy = np.stack([c - (columns - 1) / 2, r - (rows - 1) / 2], axis=1) * spacing
-    return np.concatenate([xy, np.zeros((xy.shape[0], 1))], axis=1).astype(np.float64)
-
-
 @dataclass(frozen=True, eq=False)
 class Layout:
     """Static warehouse geometry used for validation, goals and costs.
@@ -57,8 +46,8 @@ class Layout:
         stations: name -> position (3,) [m] of every pick and drop station.
         pick_stations: names of stations a pickup may name.
         drop_stations: names of stations a dropoff may name.
-        home_pads: (P, 3) home/charging pad positions [m]; drone registered k-th uses pad
-            ``k % P``.
+        home_pads: (P, 3) home/charging pad positions [m]; drone ``i`` uses pad ``i % P`` (the
+            simulator starts drone i on pad i).
         geofence_min: (3,) lower corner of the allowed box [m].
         geofence_max: (3,) upper corner of the allowed box [m].
         max_payload_kg: heaviest payload a drone may carry [kg].
@@ -66,6 +55,9 @@ class Layout:
         bay_offsets: (K, 3) offsets [m] of the K bays every station has around its position;
             a task is served at bay ``crc32(task id) mod K`` of its station (spreads the drones
             converging on a busy station; default one bay at the station itself).
+        shelves: (M, 2, 3) shelf AABBs [m] ([:, 0] min, [:, 1] max corner): no pickup inside.
+        clearance_m: a point closer than this to a shelf counts as inside it [m] (the drone's
+            collision radius).
     """
 
     stations: Mapping[str, NDArray[np.float64]]
@@ -77,6 +69,8 @@ class Layout:
     max_payload_kg: float
     cruise_speed_mps: float = DEFAULT_CRUISE_SPEED_MPS
     bay_offsets: NDArray[np.float64] = field(default_factory=lambda: np.zeros((1, 3)))
+    shelves: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 2, 3)))
+    clearance_m: float = 0.0
 
     def __post_init__(self) -> None:
         stations = {str(k): _vec3(v, f"stations[{k!r}]") for k, v in self.stations.items()}
@@ -110,10 +104,20 @@ class Layout:
             raise ConfigError(f"bay_offsets must be a non-empty finite (K, 3) array, got {bays.shape}")
         bays.setflags(write=False)
         object.__setattr__(self, "bay_offsets", bays)
+        shelves = np.array(self.shelves, dtype=np.float64).reshape(-1, 2, 3)
+        if not np.all(np.isfinite(shelves)) or np.any(shelves[:, 0] > shelves[:, 1]):
+            raise ConfigError("shelves must be finite (M, 2, 3) boxes with min <= max corners")
+        shelves.setflags(write=False)
+        object.__setattr__(self, "shelves", shelves)
+        if not (np.isfinite(self.clearance_m) and self.clearance_m >= 0.0):
+            raise ConfigError(f"clearance_m must be >= 0 [m], got {self.clearance_m}")
         for name, pos in stations.items():
             if not self.contains(pos[None, :] + bays).all():
                 raise ConfigError(f"station {name!r} at {pos.tolist()} (or one of its bays) lies "
                                   "outside the geofence")
+            if self.blocked(pos[None, :] + bays).any():
+                raise ConfigError(f"station {name!r} at {pos.tolist()} (or one of its bays) lies "
+                                  "inside a shelf")
 
     def contains(self, points: NDArray[np.float64]) -> NDArray[np.bool_]:
         """Return (N,) True where the (N, 3) ``points`` [m] lie inside the geofence box."""
@@ -122,6 +126,23 @@ class Layout:
             (pts >= self.geofence_min) & (pts <= self.geofence_max), axis=1
         )
         return inside
+
+    def blocked(self, points: NDArray[np.float64]) -> NDArray[np.bool_]:
+        """Return (N,) True where the (N, 3) ``points`` [m] lie inside a shelf grown by
+        ``clearance_m`` (a drone there would touch it)."""
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        if self.shelves.shape[0] == 0:
+            return np.zeros(pts.shape[0], dtype=bool)
+        lo = self.shelves[None, :, 0] - self.clearance_m
+        hi = self.shelves[None, :, 1] + self.clearance_m
+        p = pts[:, None, :]
+        out: NDArray[np.bool_] = np.all((p >= lo) & (p <= hi), axis=2).any(axis=1)
+        return out
+
+    def home_pad(self, drone_ids: NDArray[np.integer]) -> NDArray[np.float64]:
+        """(N, 3) home pad [m] of each drone id (pad ``id % P``)."""
+        out: NDArray[np.float64] = self.home_pads[np.asarray(drone_ids, np.int64) % len(self.home_pads)]
+        return out
 
     def station(self, name: str) -> NDArray[np.float64]:
         """Return the (3,) position [m] of station ``name``; ConfigError if unknown."""
@@ -140,60 +161,20 @@ class Layout:
         return out
 
     @classmethod
-    def from_scenario_dict(
-        cls, scenario: Mapping[str, Any], *, cruise_speed_mps: float | None = None
-    ) -> Layout:
-        """Build a layout from a parsed scenario YAML dict.
-
-        Reads ``stations.pick/drop`` (``{name, position}`` lists), optional ``stations.bays``
-        (``{columns, rows, spacing}``: :func:`bay_grid`), ``home_pads`` (grid of
-        ``origin``, ``spacing`` [m], ``columns``, ``rows``; row-major), ``geofence.min/max``,
-        ``tasks.max_payload_kg`` and, if present, ``fleet.cruise_speed_mps``. The keyword
-        ``cruise_speed_mps`` [m/s] overrides the file; the default is 1.0 m/s.
-
-        Raises:
-            ConfigError: a key is missing or malformed (the message names it).
-        """
-        try:
-            st = scenario["stations"]
-            pick = [(str(s["name"]), s["position"]) for s in st["pick"]]
-            drop = [(str(s["name"]), s["position"]) for s in st["drop"]]
-            pads_cfg = scenario["home_pads"]
-            origin = _vec3(pads_cfg["origin"], "home_pads.origin")
-            spacing = float(pads_cfg["spacing"])
-            columns = int(pads_cfg["columns"])
-            rows = int(pads_cfg["rows"])
-            fence_min = scenario["geofence"]["min"]
-            fence_max = scenario["geofence"]["max"]
-            max_payload = float(scenario["tasks"]["max_payload_kg"])
-            bays_cfg = st.get("bays")
-            bays = (bay_grid(int(bays_cfg["columns"]), int(bays_cfg["rows"]), float(bays_cfg["spacing"]))
-                    if bays_cfg else np.zeros((1, 3)))
-        except (KeyError, TypeError) as exc:
-            raise ConfigError(f"scenario is missing or malforms key {exc}") from exc
-        if columns <= 0 or rows <= 0 or not spacing > 0.0:
-            raise ConfigError(
-                f"home_pads needs columns, rows > 0 and spacing > 0 [m], got "
-                f"{columns}, {rows}, {spacing}"
-            )
-        names = [n for n, _ in pick + drop]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"station names must be unique, got {names}")
-        r, c = np.divmod(np.arange(rows * columns), columns)
-        pads = origin + spacing * np.stack([c, r, np.zeros_like(c)], axis=1).astype(np.float64)
-        speed = cruise_speed_mps
-        if speed is None:
-            speed = float(
-                (scenario.get("fleet") or {}).get("cruise_speed_mps", DEFAULT_CRUISE_SPEED_MPS)
-            )
+    def from_scenario(cls, sc: Scenario, cruise_speed_mps: float = DEFAULT_CRUISE_SPEED_MPS
+                      ) -> Layout:
+        """The coordinator's view of a validated scenario: its stations, bays, pads (drone i on
+        pad i), shelves (with the airframe's collision radius), geofence and payload limit."""
         return cls(
-            stations={n: p for n, p in pick + drop},
-            pick_stations=tuple(n for n, _ in pick),
-            drop_stations=tuple(n for n, _ in drop),
-            home_pads=pads,
-            bay_offsets=bays,
-            geofence_min=_vec3(fence_min, "geofence.min"),
-            geofence_max=_vec3(fence_max, "geofence.max"),
-            max_payload_kg=max_payload,
-            cruise_speed_mps=speed,
+            stations=sc.stations,
+            pick_stations=tuple(sc.pick_stations),
+            drop_stations=tuple(sc.drop_stations),
+            home_pads=sc.home_pads,
+            bay_offsets=sc.station_bays,
+            geofence_min=sc.geofence_min,
+            geofence_max=sc.geofence_max,
+            max_payload_kg=sc.max_payload_kg,
+            cruise_speed_mps=cruise_speed_mps,
+            shelves=sc.shelves,
+            clearance_m=float(sc.airframe.collision_radius),
         )

@@ -20,32 +20,66 @@ from wm_agent.errors import WmAgentError
 T = TypeVar("T")
 
 
-def declare_config(node: Node, cls: type[T]) -> T:
-    """Declare one read-only parameter per field of the frozen dataclass `cls` and build it.
+def parameter_fields(cls: type) -> list[tuple[str, Any, str]]:
+    """(name, default, description) of every ROS parameter the dataclass ``cls`` declares.
 
-    Field defaults are the parameter defaults; ``field(metadata={"description": ...})`` becomes
-    the parameter description. The dataclass validates itself in ``__post_init__`` and raises
-    ConfigError naming the field; parameters are read once and are read-only afterwards.
+    A field whose default is itself a dataclass (a core's config nested in a node's config) is
+    flattened: its own fields become parameters under their own names, so a core's setting is
+    defined once, in the core, and the node restates nothing. Fields with
+    ``metadata={"parameter": False}`` are not parameters (the node sets them itself).
     """
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
-    values: dict[str, Any] = {}
+    out: list[tuple[str, Any, str]] = []
     for f in dataclasses.fields(cls):
+        if not f.metadata.get("parameter", True):
+            continue
         if f.default is not dataclasses.MISSING:
             default = f.default
         elif f.default_factory is not dataclasses.MISSING:
             default = f.default_factory()
         else:
             raise TypeError(f"{cls.__name__}.{f.name} needs a default to be a parameter")
+        if dataclasses.is_dataclass(default):
+            out += parameter_fields(type(default))
+            continue
+        out.append((f.name, default, str(f.metadata.get("description", ""))))
+    names = [n for n, _, _ in out]
+    if len(set(names)) != len(names):
+        raise TypeError(f"{cls.__name__}: parameter names repeat: {sorted(names)}")
+    return out
+
+
+def build_config(cls: type[T], values: dict[str, Any]) -> T:
+    """Build the (possibly nested, see :func:`parameter_fields`) dataclass from flat values;
+    absent names keep their defaults. The dataclasses validate themselves in __post_init__."""
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(
+                sample := f.default_factory()):
+            kwargs[f.name] = build_config(type(sample), values)
+        elif f.name in values and f.metadata.get("parameter", True):
+            value = values[f.name]
+            kwargs[f.name] = tuple(value) if isinstance(f.default, tuple) else value
+    return cls(**kwargs)
+
+
+def declare_config(node: Node, cls: type[T]) -> T:
+    """Declare one read-only parameter per field of the frozen dataclass `cls` and build it.
+
+    Field defaults are the parameter defaults; ``field(metadata={"description": ...})`` becomes
+    the parameter description; a nested core config is flattened (:func:`parameter_fields`).
+    The dataclasses validate themselves in ``__post_init__`` and raise ConfigError naming the
+    field; parameters are read once and are read-only afterwards.
+    """
+    values: dict[str, Any] = {}
+    for name, default, description in parameter_fields(cls):
         if isinstance(default, tuple):
             default = list(default)
-        descriptor = ParameterDescriptor(
-            description=str(f.metadata.get("description", "")), read_only=True
-        )
-        node.declare_parameter(f.name, default, descriptor)
-        value = node.get_parameter(f.name).value
-        values[f.name] = tuple(value) if isinstance(f.default, tuple) else value
-    return cls(**values)
+        descriptor = ParameterDescriptor(description=description, read_only=True)
+        node.declare_parameter(name, default, descriptor)
+        values[name] = node.get_parameter(name).value
+    return build_config(cls, values)
 
 
 def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> None:

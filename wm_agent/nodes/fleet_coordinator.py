@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,40 +19,34 @@ import numpy as np
 from rclpy.node import Node
 
 from wm_agent import qos, topics
-from wm_agent.conversions import fleet_state_from_msg, seconds, time_msg
+from wm_agent.conversions import fleet_state_from_msg, seconds, task_spec_from_msg, time_msg
 from wm_agent.errors import ConfigError, FleetError, MessageError
 from wm_agent.fleet.coordinator import Coordinator, CoordinatorConfig
 from wm_agent.fleet.layout import Layout
 from wm_agent.fleet.task_stream import TaskStream, TaskStreamConfig
-from wm_agent.fleet.tasks import TaskSpec, TaskState, Transition
-from wm_agent.fleet.validation import RejectCode
+from wm_agent.fleet.tasks import TaskState, Transition
+from wm_agent.fleet.validation import RejectCode, Rejection, show
 from wm_agent.interfaces import require_interfaces
 from wm_agent.nodes.common import declare_config, run_node
-from wm_agent.sim.scenario import Scenario, load_scenario
+from wm_agent.sim.scenario import load_scenario
 
 
 @dataclass(frozen=True)
 class CoordinatorNodeConfig:
+    """The node's own parameters; the core's (solve period, lost timeout, solver sizes, cost
+    weights, admission limits) come from :class:`CoordinatorConfig`, declared under their own
+    names (:func:`wm_agent.nodes.common.declare_config` flattens ``coordinator``)."""
+
     scenario: str = field(default="warehouse", metadata={"description": "scenario (stations, geofence)"})
     drones: int = field(default=0, metadata={"description": "drone count for home pads (0 = scenario's)"})
     ledger_path: str = field(
         default="", metadata={"description": "SQLite ledger file ('' = $ROS_HOME/wm_agent/ledger.sqlite, "
                               "':memory:' = not persisted)"}
     )
-    solve_period_s: float = field(default=0.5, metadata={"description": "re-solve period [s]"})
     publish_period_s: float = field(default=0.5, metadata={"description": "assignment/metrics period [s]"})
-    lost_after_s: float = field(default=1.0, metadata={"description": "silent this long = lost [s]"})
-    reassign_threshold_s: float = field(
-        default=2.0, metadata={"description": "a busy drone switches only if it saves more [s]"}
-    )
-    arrive_radius_m: float = field(default=0.3, metadata={"description": "arrival radius [m]"})
     cruise_speed_mps: float = field(
         default=1.0, metadata={"description": "speed for travel-time costs [m/s]"}
     )
-    dense_max: int = field(default=1500, metadata={"description": "optimal solver up to this size"})
-    auction_max: int = field(default=4000, metadata={
-        "description": "auction (certified) up to this size, multilevel solver above"})
-    knn_k: int = field(default=16, metadata={"description": "candidate tasks per drone (sparse solver)"})
     lockstep: bool = field(
         default=False, metadata={"description": "solve in-band on every fleet state, on its clock, and "
                                  "stamp the assignments with it (deterministic lockstep runs)"}
@@ -61,6 +55,7 @@ class CoordinatorNodeConfig:
         default=0.0, metadata={"description": "lockstep: in-band seeded task stream [1/min] (0 = none)"}
     )
     task_seed: int = field(default=0, metadata={"description": "lockstep: task stream seed"})
+    coordinator: CoordinatorConfig = field(default_factory=CoordinatorConfig)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.publish_period_s) and self.publish_period_s > 0):
@@ -75,12 +70,8 @@ class CoordinatorNodeConfig:
             )
 
     def core(self) -> CoordinatorConfig:
-        return CoordinatorConfig(
-            solve_period_s=self.solve_period_s, lost_after_s=self.lost_after_s,
-            reassign_threshold_s=self.reassign_threshold_s, arrive_radius_m=self.arrive_radius_m,
-            dense_max=self.dense_max, auction_max=self.auction_max,
-            knn_k=self.knn_k, ledger_path=self.resolved_ledger(),
-        )
+        """The core's config with the resolved ledger path."""
+        return replace(self.coordinator, ledger_path=self.resolved_ledger())
 
     def resolved_ledger(self) -> str:
         if self.ledger_path:
@@ -90,40 +81,6 @@ class CoordinatorNodeConfig:
         return str(ros_home / "wm_agent" / "ledger.sqlite")
 
 
-def layout_from_scenario(sc: Scenario, cruise_speed_mps: float) -> Layout:
-    """The coordinator's view of a validated scenario."""
-    return Layout(
-        stations=sc.stations,
-        pick_stations=tuple(sc.pick_stations),
-        drop_stations=tuple(sc.drop_stations),
-        home_pads=sc.home_pads,
-        bay_offsets=sc.station_bays,
-        geofence_min=sc.geofence_min,
-        geofence_max=sc.geofence_max,
-        max_payload_kg=sc.max_payload_kg,
-        cruise_speed_mps=cruise_speed_mps,
-    )
-
-
-
-
-def task_spec_from_msg(msg: Any) -> TaskSpec:
-    """Convert a wm_agent_msgs/Task once (validation is the core's job)."""
-    p = msg.pickup_position
-    pickup: str | tuple[float, float, float] = (
-        msg.pickup_station if msg.pickup_station else (float(p.x), float(p.y), float(p.z))
-    )
-    deadline = seconds(msg.deadline)
-    return TaskSpec(
-        task_id=msg.task_id,
-        pickup=pickup,
-        dropoff=msg.dropoff_station,
-        priority=int(msg.priority),
-        deadline_s=deadline if deadline > 0.0 else None,
-        payload_kg=float(msg.payload_mass),
-    )
-
-
 class FleetCoordinatorNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("fleet_coordinator", **kwargs)
@@ -131,22 +88,23 @@ class FleetCoordinatorNode(Node):
         self.cfg = declare_config(self, CoordinatorNodeConfig)
         sc = load_scenario(self.cfg.scenario, drones=self.cfg.drones or None)
         self.core = Coordinator(
-            layout_from_scenario(sc, self.cfg.cruise_speed_mps), self.cfg.core(), clock=self.now
+            Layout.from_scenario(sc, self.cfg.cruise_speed_mps), self.cfg.core(), clock=self.now
         )
         self.assign_pub = self.create_publisher(
             self.msgs.FleetAssignments, topics.FLEET_ASSIGNMENTS, qos.LATCHED
         )
-        self.status_pub = self.create_publisher(self.msgs.TaskStatus, topics.TASK_STATUS, qos.EVENTS)
+        self.status_pub = self.create_publisher(self.msgs.TaskStatus, topics.TASK_STATUS, qos.TASKS)
+        self.ack_pub = self.create_publisher(self.msgs.TaskArrayAck, topics.TASK_BULK_ACK, qos.TASKS)
         self.metrics_pub = self.create_publisher(self.msgs.FleetMetrics, topics.FLEET_METRICS, qos.EVENTS)
         self.create_service(self.srvs.SubmitTask, topics.SUBMIT_TASK, self.on_submit)
         self.create_service(self.srvs.CancelTask, topics.CANCEL_TASK, self.on_cancel)
         self.create_service(self.srvs.RegisterDrone, topics.REGISTER_DRONE, self.on_register)
-        self.create_subscription(self.msgs.TaskArray, topics.TASK_BULK, self.on_bulk, qos.EVENTS)
+        self.create_subscription(self.msgs.TaskArray, topics.TASK_BULK, self.on_bulk, qos.TASKS)
         self.create_subscription(self.msgs.FleetState, topics.FLEET_STATE, self.on_state, qos.STATE)
         # maybe_solve() solves every solve_period_s, and at once after an event (a lost drone, a
         # new task): poll it often so that reactions do not wait a whole period
         if not self.cfg.lockstep:  # lockstep solves in on_state, on the state's own clock
-            self.create_timer(min(0.1, self.cfg.solve_period_s), self.on_solve_timer)
+            self.create_timer(min(0.1, self.cfg.coordinator.solve_period_s), self.on_solve_timer)
         self.stream: TaskStream | None = None
         if self.cfg.lockstep and self.cfg.task_rate_per_min > 0:
             self.stream = TaskStream(
@@ -168,26 +126,36 @@ class FleetCoordinatorNode(Node):
 
     # -- intake --------------------------------------------------------------------------------------
     def submit(self, msg: Any) -> tuple[bool, int, str]:
-        try:
-            spec = task_spec_from_msg(msg)
-        except (TypeError, ValueError) as exc:  # e.g. a non-string id from a hand-made message
-            return False, int(RejectCode.BAD_ID), f"malformed task: {exc}"
+        spec = task_spec_from_msg(msg)
+        if isinstance(spec, Rejection):
+            return False, int(spec.code), spec.reason
         result = self.core.submit(spec, self.now())
         return result.accepted, int(result.code), result.reason
 
     def on_submit(self, request: Any, response: Any) -> Any:
         response.accepted, response.code, response.reason = self.submit(request.task)
-        response.task_id = request.task.task_id
-        if not response.accepted:
-            self.publish_rejection(request.task.task_id, response.reason)
+        response.task_id = _echo_id(request.task.task_id)
         self.flush_transitions()
         return response
 
     def on_bulk(self, msg: Any) -> None:
+        """Answer every task of the array, in order, with one TaskArrayAck (the submitter retries
+        what it got no answer for); accepted tasks then show up on /tasks/status."""
+        ack = self.msgs.TaskArrayAck()
+        ack.header.stamp = msg.header.stamp
+        ack.header.frame_id = topics.MAP_FRAME
+        frame = msg.header.frame_id
         for task in msg.tasks:
-            accepted, _, reason = self.submit(task)
-            if not accepted:
-                self.publish_rejection(task.task_id, reason)
+            if frame != topics.MAP_FRAME:
+                code, reason = int(RejectCode.BAD_FRAME), (
+                    f"TaskArray header.frame_id={show(frame)}: positions must be in "
+                    f"{topics.MAP_FRAME!r}; set header.frame_id to {topics.MAP_FRAME!r}")
+            else:
+                _, code, reason = self.submit(task)
+            ack.task_ids.append(_echo_id(task.task_id))
+            ack.codes.append(code)
+            ack.reasons.append(reason)
+        self.ack_pub.publish(ack)
         self.flush_transitions()
 
     def on_cancel(self, request: Any, response: Any) -> Any:
@@ -219,7 +187,8 @@ class FleetCoordinatorNode(Node):
             for spec in self.stream.due(t):
                 result = self.core.submit(spec, t)
                 if not result.accepted:
-                    self.publish_rejection(spec.task_id, result.reason)
+                    self.get_logger().warning(f"task stream: {spec.task_id} rejected: {result.reason}",
+                                              throttle_duration_sec=5.0)
         self.core.observe_fleet(s.ids[alive], s.position[alive].astype(np.float64), t)
         if self.cfg.lockstep:
             self.core.maybe_solve(t)
@@ -251,15 +220,6 @@ class FleetCoordinatorNode(Node):
         m.task_ids = list(table.task_ids)
         self.assign_pub.publish(m)
 
-    def publish_rejection(self, task_id: str, reason: str) -> None:
-        m = self.msgs.TaskStatus()
-        m.header.stamp = time_msg(self.now())
-        m.task_id = str(task_id)
-        m.state = self.msgs.TaskStatus.REJECTED
-        m.previous_state = self.msgs.TaskStatus.REJECTED
-        m.reason = reason
-        self.status_pub.publish(m)
-
     def flush_transitions(self) -> None:
         for tr in self.core.drain_transitions():
             self.status_pub.publish(self.transition_msg(tr))
@@ -289,6 +249,11 @@ class FleetCoordinatorNode(Node):
 
     def close(self) -> None:
         self.core.ledger.close()
+
+
+def _echo_id(task_id: str) -> str:
+    """A submitted id as echoed in an answer: at most 128 characters."""
+    return task_id if len(task_id) <= 128 else task_id[:128]
 
 
 def main(args: list[str] | None = None) -> None:

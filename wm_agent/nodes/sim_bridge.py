@@ -32,6 +32,7 @@ from wm_agent.errors import ConfigError, MessageError
 from wm_agent.interfaces import require_interfaces
 from wm_agent.nodes.common import declare_config, run_node
 from wm_agent.sim.command_buffer import CommandBuffer, CommandMode
+from wm_agent.sim.radio import RadioDropout
 from wm_agent.sim.rotations import quat_to_matrix
 from wm_agent.sim.scenario import load_scenario
 from wm_agent.sim.simulator import make_simulator
@@ -118,6 +119,8 @@ class SimBridge(Node):
             fidelity = "motor" if scenario.drones <= self.cfg.auto_motor_max_drones else "fleet"
         self.sim = make_simulator(scenario, fidelity=fidelity)
         self.sim.reset(self.cfg.seed)
+        self.radio = RadioDropout(self.cfg.dropout_drone, self.cfg.dropout_start_s,
+                                  self.cfg.dropout_end_s)
         self.scenario = scenario
         self.n = scenario.drones
         af = scenario.airframe
@@ -144,6 +147,10 @@ class SimBridge(Node):
                 TwistStamped, topics.drone_cmd_vel(i),
                 lambda msg, i=i: self.on_cmd_vel(i, msg), qos.COMMAND_SUB,
             )
+        # a drone whose radio comes back registers again (the coordinator ignores a LOST drone
+        # until then): what the drone's own link does on hardware
+        _, srvs = require_interfaces()
+        self.register_client: Any = self.create_client(srvs.RegisterDrone, topics.REGISTER_DRONE)
         self.wall_start = time.monotonic()
         self.started = self.cfg.start_subscribers == 0
         self._all_seen: float | None = None
@@ -164,19 +171,15 @@ class SimBridge(Node):
         except MessageError as exc:
             self.get_logger().warning(f"dropped malformed FleetCommand: {exc}")
             return
-        ids, vel, yaw, mode = cmd.ids, cmd.velocity, cmd.yaw_rate, cmd.mode
-        if self.in_dropout():
-            keep = ids != self.cfg.dropout_drone  # its radio is down: commands never arrive
-            ids, vel, yaw, mode = ids[keep], vel[keep], yaw[keep], mode[keep]
+        keep = self.radio.up(cmd.ids, self.sim.sim_time)  # a drone whose radio is down hears nothing
+        ids, vel, yaw, mode = cmd.ids[keep], cmd.velocity[keep], cmd.yaw_rate[keep], cmd.mode[keep]
         self.commands.submit(ids, vel, yaw, mode, cmd.step)
         if self.cfg.mode == "lockstep" and not self._done():
             self.lockstep_tick()  # advance as soon as the last expected command is in
 
-    def in_dropout(self) -> bool:
-        d = self.cfg
-        return d.dropout_drone >= 0 and d.dropout_start_s <= self.sim.sim_time < d.dropout_end_s
-
     def on_cmd_vel(self, drone: int, msg: TwistStamped) -> None:
+        if self.radio.down(drone, self.sim.sim_time):
+            return  # its radio is down: the command never arrives
         v = np.array([msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z], dtype=np.float64)
         if msg.header.frame_id.endswith("base_link"):
             # body-frame setpoint: rotate into the world frame with the drone's attitude
@@ -256,16 +259,30 @@ class SimBridge(Node):
 
     def advance(self, lockstep_step: int | None = None) -> None:
         cmd_vel, yaw_rate, fresh = self.commands.take(lockstep_step)
+        t_before = self.sim.sim_time
         self.sim.step(cmd_vel, yaw_rate, fresh)
         self.step_count += 1
         self.lockstep_wait_since = time.monotonic()
         t = self.sim.sim_time
+        for drone in self.radio.restored(t_before, t):
+            self.register(drone)
         self.clock_pub.publish(Clock(clock=time_msg(t)))
         events = self.sim.drain_events()
         if events:
             self.publish_events(events)
         if lockstep_step is not None or self.step_count % self.state_every == 0:
             self.publish_state()
+
+    def register(self, drone: int) -> None:
+        """Register ``drone`` with the coordinator again (asynchronous; logged)."""
+        _, srvs = require_interfaces()
+        if not self.register_client.service_is_ready():
+            self.get_logger().warning(f"drone {drone}: radio back, but no coordinator offers "
+                                      f"{topics.REGISTER_DRONE}; not registered")
+            return
+        self.register_client.call_async(srvs.RegisterDrone.Request(drone_id=drone))
+        self.get_logger().info(f"drone {drone}: radio back at t = {self.sim.sim_time:.2f} s; "
+                               "registering again")
 
     # -- outputs -----------------------------------------------------------------------------------
     def _build_status_map(self) -> np.ndarray:
@@ -279,9 +296,7 @@ class SimBridge(Node):
 
     def publish_state(self) -> None:
         s = self.sim.state()
-        rows = np.arange(self.n)
-        if self.in_dropout():
-            rows = rows[s.ids != self.cfg.dropout_drone]  # its state never reaches the ground
+        rows = np.flatnonzero(self.radio.up(s.ids, s.time))  # a silent radio sends nothing
         arrays = FleetStateArrays(
             ids=s.ids[rows].astype(np.uint32),
             position=s.pos[rows],
@@ -301,7 +316,10 @@ class SimBridge(Node):
         ids = self.odom_ids
         body_vel = _rotate_inverse(s.quat[ids], s.vel[ids])
         stamp = time_msg(s.time)
+        up = self.radio.up(np.asarray(ids), s.time)
         for j, i in enumerate(ids):
+            if not up[j]:
+                continue
             m = Odometry()
             m.header.stamp = stamp
             m.header.frame_id = self.cfg.frame_id

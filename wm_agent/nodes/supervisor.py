@@ -42,7 +42,7 @@ class RunSupervisor(Node):
         self.create_subscription(Clock, topics.CLOCK, self.on_clock, qos.CLOCK)
         self.create_subscription(self.msgs.FleetMetrics, topics.FLEET_METRICS, self.on_metrics, qos.EVENTS)
         self.create_subscription(self.msgs.FleetEvents, topics.FLEET_EVENTS, self.on_events, qos.EVENTS)
-        self.create_subscription(self.msgs.TaskStatus, topics.TASK_STATUS, self.on_status, qos.EVENTS)
+        self.create_subscription(self.msgs.TaskStatus, topics.TASK_STATUS, self.on_status, qos.TASKS)
         self.create_subscription(self.msgs.FleetAssignments, topics.FLEET_ASSIGNMENTS,
                                  self.on_assignments, qos.LATCHED)
         self.create_subscription(self.msgs.FleetState, topics.FLEET_STATE, self.on_state, qos.STATE)

@@ -164,9 +164,22 @@ def _shelf_boxes(
     return arr, names
 
 
+def bay_grid(columns: int, rows: int, spacing: float) -> NDArray[np.float64]:
+    """(columns·rows, 3) horizontal bay offsets [m] on a grid centred on the station.
+
+    Raises:
+        ConfigError: columns or rows < 1, or spacing not > 0 (when there is more than one bay).
+    """
+    if columns < 1 or rows < 1 or (columns * rows > 1 and not spacing > 0.0):
+        raise ConfigError(f"stations.bays needs columns, rows >= 1 and spacing > 0 [m], got "
+                          f"{columns}, {rows}, {spacing}")
+    r, c = np.divmod(np.arange(rows * columns), columns)
+    xy = np.stack([c - (columns - 1) / 2, r - (rows - 1) / 2], axis=1) * spacing
+    return np.concatenate([xy, np.zeros((xy.shape[0], 1))], axis=1).astype(np.float64)
+
+
 def _bays(label: str, bays: Any) -> NDArray[np.float64]:
     """``stations.bays`` (optional ``{columns, rows, spacing}``) → (K, 3) offsets [m]."""
-    from wm_agent.fleet.layout import bay_grid
 
     if bays is None:
         return np.zeros((1, 3))
