@@ -205,3 +205,29 @@ def test_recorder_discovers_topics_before_sim_time_starts(
     ex.shutdown()
     fleet.destroy_node()
     recorder.destroy_node()
+
+
+def test_replayer_refuses_a_bag_type_of_a_package_that_is_no_interface_package(
+    ros_context: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bag's metadata names the types to publish: a Python package that is not a registered ROS
+    interface package is never imported (issue #13 item 15); the replayer stops with a BagError."""
+    from wm_agent.bags.definitions import MessageDefinitions
+    from wm_agent.bags.writer import BagWriter
+    from wm_agent.errors import BagError
+
+    defs = tmp_path / "share"
+    (defs / "evilpkg" / "msg").mkdir(parents=True)
+    (defs / "evilpkg" / "msg" / "Foo.msg").write_text("int32 x\n")
+    with BagWriter(tmp_path / "bag", definitions=MessageDefinitions([defs])) as w:
+        w.add_topic("/foo", "evilpkg/msg/Foo")
+        w.write("/foo", b"\x00\x01\x00\x00\x07\x00\x00\x00", 1)
+    marker = tmp_path / "imported"
+    pkg = tmp_path / "py" / "evilpkg"
+    (pkg / "msg").mkdir(parents=True)
+    (pkg / "__init__.py").write_text(f"open({str(marker)!r}, 'w').write('side effect')\n")
+    (pkg / "msg" / "__init__.py").write_text("class Foo:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "py"))
+    with pytest.raises(BagError, match="evilpkg is not a ROS 2 interface package"):
+        Replayer(context=ros_context, parameter_overrides=[Parameter("bag", value=str(tmp_path / "bag"))])
+    assert not marker.exists()

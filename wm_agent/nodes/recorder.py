@@ -15,7 +15,6 @@ on shutdown (SIGINT / SIGTERM -> run_node calls close()).
 
 from __future__ import annotations
 
-import importlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,14 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from wm_agent.bags.recording import PROJECT_TOPICS, LossTracker, OfferedQos, select_topics, subscription_qos
+from wm_agent.bags.recording import (
+    PROJECT_TOPICS,
+    LossTracker,
+    OfferedQos,
+    message_class,
+    select_topics,
+    subscription_qos,
+)
 from wm_agent.bags.writer import BagWriter, QosInfo
 from wm_agent.errors import BagError, ConfigError
 from wm_agent.nodes.common import declare_config, run_node
@@ -78,17 +84,6 @@ class RecorderConfig:
     def patterns(self) -> tuple[str, ...]:
         chosen = tuple(t for t in self.topics if t)
         return chosen or PROJECT_TOPICS
-
-
-def message_class(type_name: str) -> Any:
-    """The generated Python class of ``pkg/msg/Type``; BagError when its package is missing."""
-    parts = type_name.split("/")
-    if len(parts) != 3:
-        raise BagError(f"{type_name!r} is not a pkg/msg/Type name")
-    try:
-        return getattr(importlib.import_module(f"{parts[0]}.{parts[1]}"), parts[2])
-    except (ImportError, AttributeError) as exc:
-        raise BagError(f"message type {type_name} is not installed for this Python: {exc}") from None
 
 
 def to_qos_profile(req: Any) -> QoSProfile:
@@ -156,9 +151,9 @@ class Recorder(Node):
                         durability="transient_local" if o.transient_local else "volatile",
                     ) for o in offered],
                 )
-            except BagError as exc:
+            except BagError as exc:  # a bad or unknown type: skip the topic, keep recording
                 self.failed.add(topic)
-                self.get_logger().error(f"cannot record {topic}: {exc}")
+                self.get_logger().warning(f"not recording {topic}: {exc}")
                 continue
             events = SubscriptionEventCallbacks(message_lost=self._lost_callback(topic))
             self.subscriptions_by_topic[topic] = self.create_subscription(
