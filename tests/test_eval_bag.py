@@ -177,3 +177,21 @@ def test_report_bag_is_the_live_run_report_without_the_model(fleet_bag: Path, tm
     m = finite_json(files.metrics)
     assert m["prediction"] is None and m["tasks"]["delivered"] >= 1
     assert "prediction" not in files.markdown.read_text().lower()
+
+
+def test_times_are_header_stamps_not_log_times(fleet_bag: Path, fleet_eval: EvalResult, tmp_path: Path) -> None:
+    """A recorder that lags (lockstep runs) logs messages up to ~1 s after the sim time they carry:
+    eval times every message by its header stamp where it has one, so such a bag evaluates exactly
+    like one logged on time (issue #13 item 16)."""
+    rng = np.random.default_rng(3)
+    src = open_bag(fleet_bag)
+    late = tmp_path / "late"
+    with BagWriter(late) as w:
+        for topic, info in src.topics.items():
+            w.add_topic(topic, info.msgtype)
+        for m in src.messages():
+            w.write(m.topic, m.data, m.timestamp_ns + int(rng.integers(0, 900_000_000)))
+    r = evaluate_bag(late, None, EvalConfig(model=MODEL, replan_samples=0))
+    assert r.metrics["prediction"] == fleet_eval.metrics["prediction"]
+    assert r.metrics["tasks"] == fleet_eval.metrics["tasks"]
+    assert r.metrics["duration_s"] == pytest.approx(fleet_eval.metrics["duration_s"])
