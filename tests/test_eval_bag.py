@@ -179,7 +179,9 @@ def test_report_bag_is_the_live_run_report_without_the_model(fleet_bag: Path, tm
     assert "prediction" not in files.markdown.read_text().lower()
 
 
-def test_times_are_header_stamps_not_log_times(fleet_bag: Path, fleet_eval: EvalResult, tmp_path: Path) -> None:
+def test_times_are_header_stamps_not_log_times(
+    fleet_bag: Path, fleet_eval: EvalResult, tmp_path: Path
+) -> None:
     """A recorder that lags (lockstep runs) logs messages up to ~1 s after the sim time they carry:
     eval times every message by its header stamp where it has one, so such a bag evaluates exactly
     like one logged on time (issue #13 item 16)."""

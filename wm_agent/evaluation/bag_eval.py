@@ -226,7 +226,8 @@ def _recorded_run(data: BagData, scenario: str) -> RunData:
 
 def _notes(data: BagData, cfg: EvalConfig, assigned: np.ndarray, have_actions: bool) -> list[str]:
     notes = [f"layout: {data.layout} topics ({data.states.ids.size} drones, {data.states.t.size} state "
-             f"samples), timed by {data.timing}; resampled at the world-model dt {WM_DT:.4f} s; actions = time-mean of the "
+             f"samples), timed by {data.timing}; resampled at the world-model dt {WM_DT:.4f} s; "
+             "actions = time-mean of the "
              "recorded velocity command over each step, normalised by the model's action spec"]
     if data.commands is None or not have_actions:
         notes.append("no usable velocity commands recorded: no prediction error and no re-planning")
