@@ -35,6 +35,8 @@ PROJECT_TOPICS: tuple[str, ...] = (
     topics.TASK_STATUS,
     topics.TASK_BULK,
     topics.CLOCK,
+    topics.WORLD_MARKERS,
+    topics.FLEET_MARKERS,
     "/drone_*/odom",
     "/drone_*/cmd_vel",
     "/drone_*/goal",
@@ -102,12 +104,12 @@ class QosKind(Enum):
 
 def qos_kind(topic: str) -> QosKind:
     """The QoS role the project's publishers give `topic` (unknown topics: EVENTS, reliable)."""
-    if topic == topics.FLEET_STATE or fnmatch.fnmatchcase(topic, "/drone_*/odom"):
+    if topic in (topics.FLEET_STATE, topics.FLEET_MARKERS) or fnmatch.fnmatchcase(topic, "/drone_*/odom"):
         return QosKind.STATE
     if topic in (topics.FLEET_COMMAND,) or fnmatch.fnmatchcase(topic, "/drone_*/cmd_vel") or \
             fnmatch.fnmatchcase(topic, "/drone_*/goal"):
         return QosKind.COMMAND
-    if topic == topics.FLEET_ASSIGNMENTS:
+    if topic in (topics.FLEET_ASSIGNMENTS, topics.WORLD_MARKERS):
         return QosKind.LATCHED
     if topic == topics.CLOCK:
         return QosKind.CLOCK
