@@ -205,3 +205,81 @@ def test_recorder_discovers_topics_before_sim_time_starts(
     ex.shutdown()
     fleet.destroy_node()
     recorder.destroy_node()
+
+
+def test_replayer_refuses_a_bag_type_of_a_package_that_is_no_interface_package(
+    ros_context: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bag's metadata names the types to publish: a Python package that is not a registered ROS
+    interface package is never imported (issue #13 item 15); the replayer stops with a BagError."""
+    from wm_agent.bags.definitions import MessageDefinitions
+    from wm_agent.bags.writer import BagWriter
+    from wm_agent.errors import BagError
+
+    defs = tmp_path / "share"
+    (defs / "evilpkg" / "msg").mkdir(parents=True)
+    (defs / "evilpkg" / "msg" / "Foo.msg").write_text("int32 x\n")
+    with BagWriter(tmp_path / "bag", definitions=MessageDefinitions([defs])) as w:
+        w.add_topic("/foo", "evilpkg/msg/Foo")
+        w.write("/foo", b"\x00\x01\x00\x00\x07\x00\x00\x00", 1)
+    marker = tmp_path / "imported"
+    pkg = tmp_path / "py" / "evilpkg"
+    (pkg / "msg").mkdir(parents=True)
+    (pkg / "__init__.py").write_text(f"open({str(marker)!r}, 'w').write('side effect')\n")
+    (pkg / "msg" / "__init__.py").write_text("class Foo:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "py"))
+    with pytest.raises(BagError, match="evilpkg is not a ROS 2 interface package"):
+        Replayer(context=ros_context, parameter_overrides=[Parameter("bag", value=str(tmp_path / "bag"))])
+    assert not marker.exists()
+
+
+def test_sim_time_log_time_is_the_time_of_the_message(ros_context: Any, spin: Any, tmp_path: Path) -> None:
+    """time_source:=ros under use_sim_time (what `wm-agent sim` records with): a message's log
+    time is the sim time it carries — its header stamp; /clock's own time — not the recorder's
+    clock when the message happened to be taken from the queue (issue #13 item 16: in lockstep
+    runs the recorder lags and its clock is already ahead). Without a stamp (0 here): the clock."""
+    out = tmp_path / "sim"
+    recorder = Recorder(context=ros_context, parameter_overrides=[
+        Parameter("output", value=str(out)),
+        Parameter("topics", value=[topics.FLEET_STATE, topics.CLOCK, "/drone_*/odom"]),
+        Parameter("discovery_period_s", value=0.1),
+        Parameter("use_sim_time", value=True),
+        Parameter("time_source", value="ros"),
+    ])
+    pub = Node("sim", context=ros_context)
+    clock_pub = pub.create_publisher(Clock, topics.CLOCK, qos.CLOCK)
+    state_pub = pub.create_publisher(msgs.FleetState, topics.FLEET_STATE, qos.STATE)
+    odom_pub = pub.create_publisher(Odometry, topics.drone_odom(0), qos.STATE)
+    ex = SingleThreadedExecutor(context=ros_context)
+    ex.add_node(recorder)
+    ex.add_node(pub)
+    five = Clock()
+    five.clock.sec = 5
+
+    def clock_at_five() -> bool:
+        clock_pub.publish(five)
+        return recorder.get_clock().now().nanoseconds == 5 * 10**9 \
+            and recorder.writer.counts.get(topics.CLOCK, 0) >= 1
+
+    assert spin(ex, clock_at_five, 10.0), "the recorder's sim clock never reached 5 s (or /clock unrecorded)"
+
+    def recorded(publisher: Any, msg: Any, topic: str) -> Any:
+        def check() -> bool:
+            if publisher.get_subscription_count():
+                publisher.publish(msg)
+            return recorder.writer.counts.get(topic, 0) >= 1
+        return check
+
+    # stamped 3.0 s, received while the recorder's clock reads 5 s
+    assert spin(ex, recorded(state_pub, state_msg(150), topics.FLEET_STATE), 10.0)
+    assert spin(ex, recorded(odom_pub, odom_msg(0), topics.drone_odom(0)), 10.0)   # stamp 0
+    recorder.close()
+    ex.shutdown()
+    pub.destroy_node()
+    recorder.destroy_node()
+
+    bag = open_bag(out)
+    assert {m.timestamp_ns for m in bag.messages([topics.FLEET_STATE])} == {3 * 10**9}
+    assert {m.timestamp_ns for m in bag.messages([topics.drone_odom(0)])} == {5 * 10**9}
+    clocks = list(bag.decoded([topics.CLOCK]))
+    assert clocks and all(d.timestamp_ns == d.msg.clock.sec * 10**9 + d.msg.clock.nanosec for d in clocks)

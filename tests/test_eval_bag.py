@@ -177,3 +177,81 @@ def test_report_bag_is_the_live_run_report_without_the_model(fleet_bag: Path, tm
     m = finite_json(files.metrics)
     assert m["prediction"] is None and m["tasks"]["delivered"] >= 1
     assert "prediction" not in files.markdown.read_text().lower()
+
+
+def test_times_are_header_stamps_not_log_times(
+    fleet_bag: Path, fleet_eval: EvalResult, tmp_path: Path
+) -> None:
+    """A recorder that lags (lockstep runs) logs messages up to ~1 s after the sim time they carry:
+    eval times every message by its header stamp where it has one, so such a bag evaluates exactly
+    like one logged on time (issue #13 item 16)."""
+    rng = np.random.default_rng(3)
+    src = open_bag(fleet_bag)
+    late = tmp_path / "late"
+    with BagWriter(late) as w:
+        for topic, info in src.topics.items():
+            w.add_topic(topic, info.msgtype)
+        for m in src.messages():
+            w.write(m.topic, m.data, m.timestamp_ns + int(rng.integers(0, 900_000_000)))
+    r = evaluate_bag(late, None, EvalConfig(model=MODEL, replan_samples=0))
+    assert r.metrics["prediction"] == fleet_eval.metrics["prediction"]
+    assert r.metrics["tasks"] == fleet_eval.metrics["tasks"]
+    assert r.metrics["duration_s"] == pytest.approx(fleet_eval.metrics["duration_s"])
+
+
+def _moved_bag(flight: Flight, tmp_path: Path, name: str, offset: tuple[float, float, float]) -> Path:
+    from dataclasses import replace
+
+    d = np.asarray(offset)
+    moved = replace(flight, position=flight.position + d, goal=flight.goal + d)
+    path = tmp_path / name
+    write_fleet_bag(path, moved)
+    return path
+
+
+def test_a_bag_that_does_not_fit_the_scenario_is_warned_about(
+    flight: Flight, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A foreign bag's poses are put into the scenario's obstacle map: when its drones fly
+    outside the walls or through shelves, eval says so (issue #13 item 18)."""
+    from wm_agent.evaluation.scenario_fit import ScenarioFitWarning
+
+    outside = _moved_bag(flight, tmp_path, "outside", (-20.0, 0.0, 0.0))       # west of the west wall
+    with pytest.warns(ScenarioFitWarning, match=r"does not fit scenario warehouse: 100\.0 % of .* outside "
+                      r"its walls .*4 of 4 drones.*--scenario none"):
+        r = evaluate_bag(outside, tmp_path / "rep", EvalConfig(model=MODEL, replan_samples=0))
+    assert r.files is not None and "does not fit scenario warehouse" in r.files.markdown.read_text()
+    shelves = _moved_bag(flight, tmp_path, "shelves", (8.5, 0.0, 0.0))         # across the shelf rows
+    with pytest.warns(ScenarioFitWarning, match=r"\d+\.\d % of .* inside its shelves"):
+        evaluate_bag(shelves, None, EvalConfig(model=MODEL, replan_samples=0))
+    rc = eval_main([str(outside), "--out", str(tmp_path / "cli"), "--model", str(MODEL),
+                    "--replan-samples", "0"])
+    assert rc == 0 and "WARNING" in capsys.readouterr().err
+
+
+def test_scenario_none_evaluates_without_obstacles(flight: Flight, tmp_path: Path) -> None:
+    import warnings
+
+    from wm_agent.evaluation.scenario_fit import ScenarioFitWarning
+
+    outside = _moved_bag(flight, tmp_path, "outside", (-20.0, 0.0, 0.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ScenarioFitWarning)
+        r = evaluate_bag(outside, tmp_path / "rep",
+                         EvalConfig(model=MODEL, replan_samples=16, scenario="none"))
+    assert r.metrics["scenario"] == "none"
+    p = r.metrics["prediction"]
+    assert p["windows"] > 0 and all(math.isfinite(v) for v in p["position_error_m"]["world_model"])
+    assert r.metrics["replan"]["samples"] == 16
+    assert r.files is not None and "no obstacle features" in r.files.markdown.read_text()
+    assert set(report_bag(outside, tmp_path / "run", scenario="none").plots) >= {"trajectories"}
+
+
+def test_a_bag_inside_its_scenario_is_not_warned_about(fleet_bag: Path) -> None:
+    import warnings
+
+    from wm_agent.evaluation.scenario_fit import ScenarioFitWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ScenarioFitWarning)
+        report_bag(fleet_bag, fleet_bag.parent / "fit_rep")

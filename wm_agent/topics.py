@@ -20,6 +20,8 @@ SUBMIT_TASK = "/tasks/submit"             # wm_agent_msgs/srv/SubmitTask
 CANCEL_TASK = "/tasks/cancel"             # wm_agent_msgs/srv/CancelTask
 REGISTER_DRONE = "/fleet/register"        # wm_agent_msgs/srv/RegisterDrone
 CLOCK = "/clock"                          # rosgraph_msgs/Clock
+WORLD_MARKERS = "/world/markers"          # visualization_msgs/MarkerArray: the scenario's map (latched)
+FLEET_MARKERS = "/fleet/markers"          # visualization_msgs/MarkerArray: the fleet, one SPHERE_LIST
 
 MAP_FRAME = "map"
 ODOM_FRAME = "odom"

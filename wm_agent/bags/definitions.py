@@ -65,9 +65,12 @@ def default_search_dirs() -> list[Path]:
     return out
 
 
-def field_types(text: str, package: str) -> list[str]:
-    """Non-primitive field types (``pkg/msg/Type``) used by one .msg text, in order, unique."""
-    found: list[str] = []
+def fields(text: str, package: str) -> list[tuple[str, str]]:
+    """The fields of one .msg text, in order, constants left out: (type, array suffix).
+
+    The type is a primitive name (``float64``, ``string``) or ``pkg/msg/Type``; the suffix is
+    ``""``, ``"[]"``, ``"[3]"`` or ``"[<=3]"``."""
+    found: list[tuple[str, str]] = []
     for raw in text.splitlines():
         line = raw.split("#", 1)[0].strip()
         if not line:
@@ -75,16 +78,25 @@ def field_types(text: str, package: str) -> list[str]:
         parts = line.split(None, 1)
         if len(parts) < 2:
             continue
-        typ = parts[0]
-        if "=" in parts[1].split(None, 1)[0]:       # constant: `uint8 A=1`
+        typ, rest = parts
+        name = rest.split(None, 1)[0]
+        if "=" in name or rest[len(name):].lstrip().startswith("="):   # constant: `uint8 A=1`, `A = 1`
             continue
-        base = re.sub(r"\[.*\]$", "", typ)           # arrays: T[], T[3], T[<=3]
-        base = base.split("<=", 1)[0]                # bounded strings: string<=8
-        if base in PRIMITIVES:
-            continue
-        full = normalize_type(base if "/" in base else f"{package}/{base}")
-        if full not in found:
-            found.append(full)
+        m = re.search(r"\[.*\]$", typ)                 # arrays: T[], T[3], T[<=3]
+        array = m.group(0) if m else ""
+        base = typ[: len(typ) - len(array)].split("<=", 1)[0]   # bounded strings: string<=8
+        if base not in PRIMITIVES:
+            base = normalize_type(base if "/" in base else f"{package}/{base}")
+        found.append((base, array))
+    return found
+
+
+def field_types(text: str, package: str) -> list[str]:
+    """Non-primitive field types (``pkg/msg/Type``) used by one .msg text, in order, unique."""
+    found: list[str] = []
+    for base, _ in fields(text, package):
+        if base not in PRIMITIVES and base not in found:
+            found.append(base)
     return found
 
 

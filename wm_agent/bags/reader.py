@@ -2,9 +2,12 @@
 
 Pure, no rclpy. MCAP files are read with the ``mcap`` library record by record, so a bag whose
 recorder was killed (no summary, no footer, last chunk cut) or whose file was damaged still
-reads: every chunk whose CRC checks out is returned, a corrupt chunk is skipped, reading stops at
-the first unreadable record, and a :class:`BagTruncatedWarning` says how much was lost (messages
-vs metadata.yaml's counts, bytes vs the file size, time span vs metadata.yaml's end time).
+reads: every chunk whose CRC checks out is returned, a corrupt chunk is skipped (its bytes, its
+messages — counted by the message indexes after it — and its time span are reported), reading
+stops at the first unreadable record, the summary section is checked (footer CRC, chunk index
+and statistics vs the data section), and a :class:`BagTruncatedWarning` says how much was lost
+(messages vs metadata.yaml's counts, bytes vs the file size, time span vs metadata.yaml's end
+time) or that the summary is damaged.
 sqlite3 bags are read with ``rosbags.rosbag2.Reader``.
 
 Decoding uses a ``rosbags`` typestore (ROS 2 Kilted's standard types) extended with the
@@ -17,15 +20,26 @@ from __future__ import annotations
 import os
 import struct
 import warnings
+import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import IO, Any, NamedTuple
 
 import yaml
 from mcap.exceptions import McapError
-from mcap.records import Channel, Chunk, Message, Schema
+from mcap.records import (
+    Channel,
+    Chunk,
+    ChunkIndex,
+    DataEnd,
+    Footer,
+    Message,
+    MessageIndex,
+    Schema,
+    Statistics,
+)
 from mcap.stream_reader import StreamReader, breakup_chunk
 
 from wm_agent.bags.definitions import MessageDefinitions, normalize_type
@@ -33,7 +47,8 @@ from wm_agent.errors import BagError
 
 
 class BagTruncatedWarning(UserWarning):
-    """A bag file ended early or held corrupt chunks; the readable part was returned."""
+    """A bag file ended early, held corrupt chunks or a damaged summary; the readable part was
+    returned."""
 
 
 class BagMessage(NamedTuple):
@@ -59,44 +74,82 @@ class TopicInfo:
     count: int | None       # messages according to metadata.yaml / the MCAP summary (None: unknown)
 
 
+@dataclass(frozen=True)
+class SkippedChunk:
+    """A chunk whose CRC did not match or that failed to decompress: skipped, reading went on."""
+
+    offset: int                   # byte offset of the chunk record in the file
+    size_bytes: int               # the whole record (opcode and length included)
+    start_ns: int                 # log times of its first and last message (chunk header, or the
+    end_ns: int                   # summary's chunk index when the summary is intact)
+    messages: int | None          # from the message indexes written after it (None: none)
+    reason: str
+
+
 @dataclass
 class FileReport:
     """How much of one storage file was read."""
 
     path: Path
     size_bytes: int
-    read_bytes: int = 0                       # offset of the end of the last good record
+    read_bytes: int = 0                       # end of the last record read (or skipped)
     messages_read: int = 0
-    messages_expected: int | None = None      # from metadata.yaml's files[] (None: unknown)
+    messages_expected: int | None = None      # metadata.yaml's files[] (else the MCAP statistics)
+    origin_ns: int | None = None              # the file's start (metadata.yaml, else first seen)
     expected_end_ns: int | None = None
     last_ns: int | None = None
-    corrupt_chunks: int = 0
-    truncated: bool = False
-    error: str = ""
+    skipped: list[SkippedChunk] = field(default_factory=list)
+    truncated: bool = False                   # reading stopped before the file's end
+    error: str = ""                           # why it stopped
+    summary_damaged: bool = False             # the summary/index section is not what was written
+    summary_note: str = ""
+
+    @property
+    def corrupt_chunks(self) -> int:
+        return len(self.skipped)
 
     @property
     def damaged(self) -> bool:
-        return self.truncated or self.corrupt_chunks > 0
+        return self.truncated or bool(self.skipped) or self.summary_damaged
+
+    @property
+    def unread_bytes(self) -> int:
+        """Bytes whose content was not read: skipped chunks and whatever follows a stop."""
+        tail = max(0, self.size_bytes - self.read_bytes) if self.truncated else 0
+        return tail + sum(c.size_bytes for c in self.skipped)
+
+    def _rel(self, ns: int) -> float:
+        return (ns - (self.origin_ns if self.origin_ns is not None else ns)) / 1e9
 
     def describe(self) -> str:
         """One sentence saying what was lost."""
         parts = [f"{self.path.name}: read {self.messages_read} messages"]
         if self.messages_expected is not None:
             lost = max(0, self.messages_expected - self.messages_read)
-            parts.append(f"of {self.messages_expected} ({lost} lost)")
+            parts.append(f" of {self.messages_expected} ({lost} lost)")
         else:
-            parts.append("(metadata.yaml lacks this file's count: messages lost unknown)")
-        unread = max(0, self.size_bytes - self.read_bytes)
-        pct = 100.0 * unread / self.size_bytes if self.size_bytes else 0.0
-        parts.append(f"; {unread} of {self.size_bytes} bytes unreadable ({pct:.1f} %)")
-        if self.corrupt_chunks:
-            parts.append(f"; {self.corrupt_chunks} corrupt chunk(s) skipped")
-        if self.expected_end_ns is not None and self.last_ns is not None:
-            span = max(0, self.expected_end_ns - self.last_ns) / 1e9
-            parts.append(f"; last {span:.3f} s of recorded time lost")
-        if self.error:
-            parts.append(f"; stopped at: {self.error}")
-        return " ".join(parts)
+            parts.append(" (metadata.yaml lacks this file's count: messages lost unknown)")
+        if self.skipped:
+            n = len(self.skipped)
+            parts.append(f"; {n} corrupt chunk{'s' if n > 1 else ''} skipped, reading went on after "
+                         f"{'them' if n > 1 else 'it'}: ")
+            parts.append(", ".join(
+                f"{c.size_bytes} bytes at byte {c.offset}, "
+                f"{'messages unknown' if c.messages is None else f'{c.messages} messages'} from "
+                f"{self._rel(c.start_ns):.3f} s to {self._rel(c.end_ns):.3f} s "
+                f"({(c.end_ns - c.start_ns) / 1e9:.3f} s) [{c.reason}]"
+                for c in self.skipped))
+        if self.size_bytes:
+            pct = 100.0 * self.unread_bytes / self.size_bytes
+            parts.append(f"; {self.unread_bytes} of {self.size_bytes} bytes unreadable ({pct:.1f} %)")
+        if self.truncated:
+            parts.append(f"; stopped at byte {self.read_bytes}: {self.error or 'no footer'}")
+            if self.expected_end_ns is not None and self.last_ns is not None:
+                span = max(0, self.expected_end_ns - self.last_ns) / 1e9
+                parts.append(f"; last {span:.3f} s of recorded time lost")
+        if self.summary_damaged:
+            parts.append(f"; {self.summary_note}")
+        return "".join(parts)
 
 
 @dataclass
@@ -239,9 +292,8 @@ class BagReader:
             fr = FileReport(path=path, size_bytes=path.stat().st_size)
             if meta is not None:
                 fr.messages_expected = int(meta.get("message_count", 0))
-                fr.expected_end_ns = _ns(meta.get("starting_time"), "nanoseconds_since_epoch") + _ns(
-                    meta.get("duration"), "nanoseconds"
-                )
+                fr.origin_ns = _ns(meta.get("starting_time"), "nanoseconds_since_epoch")
+                fr.expected_end_ns = fr.origin_ns + _ns(meta.get("duration"), "nanoseconds")
             elif len(self.files) == 1 and self.metadata:
                 fr.messages_expected = int(self.metadata.get("message_count", 0))
             report.files.append(fr)
@@ -258,6 +310,7 @@ class BagReader:
     def _read_mcap(self, path: Path, wanted: set[str] | None, fr: FileReport) -> Iterator[BagMessage]:
         schemas: dict[int, Schema] = {}
         channels: dict[int, Channel] = {}
+        summary = _SummaryCheck()
 
         def convert(records: Sequence[Any]) -> list[BagMessage]:
             out: list[BagMessage] = []
@@ -287,37 +340,72 @@ class BagReader:
             reader = StreamReader(stream, emit_chunks=True, record_size_limit=max(fr.size_bytes, 1))
             records = reader.records
             first = True
+            counting: list[int] | None = None        # message counts of the chunk just skipped
             while True:
+                start = stream.tell()
                 try:
                     rec = next(records)
                 except StopIteration:
                     break
                 except (McapError, EOFError, struct.error, ValueError, OSError) as exc:
+                    ends = isinstance(exc, (EOFError, struct.error)) or type(exc).__name__ == "EndOfFile"
                     if first:
-                        raise BagError(f"{path} is not a readable MCAP file: {exc}") from None
-                    fr.truncated = True
-                    if isinstance(exc, (EOFError, struct.error)) or type(exc).__name__ == "EndOfFile":
-                        fr.error = f"the file ends inside a record at byte {fr.read_bytes}"
+                        raise BagError(f"{path} is not a readable MCAP file: "
+                                       f"{_unreadable(exc, ends, fr.size_bytes)}") from None
+                    why = ("the file ends inside a record" if ends
+                           else f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+                    if summary.data_end:           # the data section was complete
+                        summary.damage(f"the summary section could not be read ({why} at byte "
+                                       f"{fr.read_bytes})")
                     else:
-                        fr.error = f"{type(exc).__name__}: {exc}"
+                        fr.truncated = True
+                        fr.error = why
                     break
                 first = False
+                if counting is not None and isinstance(rec, MessageIndex):
+                    counting.append(len(rec.records))
+                    fr.read_bytes = stream.tell()
+                    continue
+                if counting is not None:
+                    self._close_skip(fr, counting)
+                    counting = None
                 if isinstance(rec, Chunk):
+                    fr.origin_ns = rec.message_start_time if fr.origin_ns is None \
+                        else min(fr.origin_ns, rec.message_start_time)
+                    summary.chunks.add((start, stream.tell() - start))
                     try:
                         inner = breakup_chunk(rec, validate_crc=True)
                     except Exception as exc:  # CRC, decompression or record errors: skip the chunk
-                        fr.corrupt_chunks += 1
-                        fr.error = f"chunk at byte {fr.read_bytes}: {exc}"
+                        fr.skipped.append(SkippedChunk(
+                            start, stream.tell() - start, rec.message_start_time, rec.message_end_time,
+                            None, str(exc) or type(exc).__name__))
+                        counting = []
                         fr.read_bytes = stream.tell()
                         continue
                     yield from convert(inner)
                 else:
+                    summary.note(rec)
                     yield from convert([rec])
                 fr.read_bytes = stream.tell()
-            if not fr.truncated and reader._footer is None:  # records ended without a footer
-                fr.truncated = True
-        if fr.messages_expected is not None and fr.messages_read < fr.messages_expected:
+            if counting is not None:
+                self._close_skip(fr, counting)
+            if not fr.truncated and not summary.data_end:
+                fr.truncated = True                  # records ended without a data end / footer
+            summary.verify(stream, reader._footer, fr)
+        if fr.messages_expected is None and summary.statistics is not None and not fr.summary_damaged:
+            fr.messages_expected = int(summary.statistics.message_count)
+        known_skipped = sum(c.messages or 0 for c in fr.skipped)
+        if fr.messages_expected is not None and not fr.damaged \
+                and fr.messages_read + known_skipped < fr.messages_expected:
             fr.truncated = True
+            fr.error = (f"the file holds {fr.messages_read} messages, its description "
+                        f"{fr.messages_expected}")
+
+    @staticmethod
+    def _close_skip(fr: FileReport, counts: list[int]) -> None:
+        """The message indexes after a skipped chunk count its messages (none written: unknown)."""
+        if counts:
+            fr.skipped[-1] = replace(fr.skipped[-1], messages=sum(counts))
 
     def _note_channel(self, ch: Channel, schemas: dict[int, Schema]) -> None:
         schema = schemas.get(ch.schema_id)
@@ -409,6 +497,72 @@ class BagReader:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _unreadable(exc: BaseException, ends: bool, size: int) -> str:
+    """Why a file is not MCAP at all, never an empty reason."""
+    if size == 0:
+        return "it is empty (0 bytes)"
+    if ends:
+        return f"it ends inside its first record (the file has {size} bytes)"
+    return f"{exc or type(exc).__name__} (the file has {size} bytes)"
+
+
+class _SummaryCheck:
+    """What the data section held, to check the summary section against (see verify)."""
+
+    def __init__(self) -> None:
+        self.data_end = False
+        self.chunks: set[tuple[int, int]] = set()              # (offset, length) seen in the data
+        self.indexed: set[tuple[int, int]] = set()             # ... listed by the chunk indexes
+        self.index_times: dict[int, tuple[int, int]] = {}
+        self.statistics: Statistics | None = None
+        self.problems: list[str] = []
+
+    def note(self, rec: Any) -> None:
+        if isinstance(rec, DataEnd):
+            self.data_end = True
+        elif isinstance(rec, ChunkIndex):
+            self.indexed.add((rec.chunk_start_offset, rec.chunk_length))
+            self.index_times[rec.chunk_start_offset] = (rec.message_start_time, rec.message_end_time)
+        elif isinstance(rec, Statistics):
+            self.statistics = rec
+
+    def damage(self, text: str) -> None:
+        self.problems.append(text)
+
+    def verify(self, stream: IO[bytes], footer: Footer | None, fr: FileReport) -> None:
+        """The footer's summary CRC, then the chunk indexes and statistics against the data read;
+        sets fr.summary_damaged with what was found. Intact: the skipped chunks' times are taken
+        from the chunk indexes."""
+        if footer is None:                   # stopped inside the summary (or before: truncated)
+            footer = Footer(summary_start=0, summary_offset_start=0, summary_crc=0)
+        end = fr.size_bytes - 8 - 4          # CRC'd: summary start .. footer's summary_offset_start
+        if footer.summary_start and footer.summary_crc and 0 < footer.summary_start < end:
+            stream.seek(footer.summary_start)
+            crc = zlib.crc32(stream.read(end - footer.summary_start))
+            if crc != footer.summary_crc:
+                self.damage(f"the summary section (bytes {footer.summary_start}-{end}) fails its CRC "
+                            f"(stored {footer.summary_crc:#010x}, computed {crc:#010x})")
+        if footer.summary_start and self.indexed != self.chunks and not self.problems:
+            self.damage(f"the summary's chunk index lists {len(self.indexed)} chunks, the data section "
+                        f"holds {len(self.chunks)} others")
+        known = fr.messages_read + sum(c.messages or 0 for c in fr.skipped)
+        if self.statistics is not None and not self.problems \
+                and all(c.messages is not None for c in fr.skipped) \
+                and int(self.statistics.message_count) != known:
+            self.damage(f"the summary's statistics count {self.statistics.message_count} messages, the "
+                        f"data section holds {known}")
+        if self.problems:
+            fr.summary_damaged = True
+            fr.summary_note = (
+                "; ".join(self.problems) + ": damaged; read every message from the data section, but "
+                "readers that seek with the index (Foxglove, rosbags, `mcap info`) may fail or miss "
+                "messages: rewrite the file (e.g. `mcap recover`) to rebuild it")
+        else:
+            times = self.index_times
+            fr.skipped[:] = [replace(c, start_ns=times[c.offset][0], end_ns=times[c.offset][1])
+                             if c.offset in times else c for c in fr.skipped]
 
 
 def _natural_key(p: Path) -> tuple[str, int]:

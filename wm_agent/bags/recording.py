@@ -10,11 +10,18 @@ sequence numbers (the middleware numbers every sample a writer sends: a jump fro
 from __future__ import annotations
 
 import fnmatch
+import importlib
+import os
+import re
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
+from typing import Any
 
 from wm_agent import topics
+from wm_agent.errors import BagError
 
 #: The default selection, "all project topics" (glob patterns allowed).
 PROJECT_TOPICS: tuple[str, ...] = (
@@ -28,10 +35,61 @@ PROJECT_TOPICS: tuple[str, ...] = (
     topics.TASK_STATUS,
     topics.TASK_BULK,
     topics.CLOCK,
+    topics.WORLD_MARKERS,
+    topics.FLEET_MARKERS,
     "/drone_*/odom",
     "/drone_*/cmd_vel",
     "/drone_*/goal",
 )
+
+
+_MSG_TYPE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)/msg/([A-Za-z_][A-Za-z0-9_]*)", re.ASCII)
+
+
+def check_type_name(type_name: str) -> tuple[str, str]:
+    """``pkg/msg/Name`` -> (pkg, Name); BagError unless both are plain ASCII identifiers.
+
+    Type names come from the graph or from a bag's metadata: they are checked before any module
+    named by them is imported."""
+    m = _MSG_TYPE.fullmatch(type_name)
+    if m is None:
+        raise BagError(f"{type_name!r} is not a ROS 2 message type name (expected pkg/msg/Name, "
+                       "identifiers only)")
+    return m.group(1), m.group(2)
+
+
+def interface_packages() -> set[str]:
+    """ROS 2 interface packages registered in the ament index (``rosidl_interfaces``) of every
+    prefix on AMENT_PREFIX_PATH and of this Python's prefix (where the wheels install theirs)."""
+    prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    found: set[str] = set()
+    for prefix in [*prefixes, sys.prefix]:
+        index = Path(prefix) / "share" / "ament_index" / "resource_index" / "rosidl_interfaces"
+        if index.is_dir():
+            found.update(p.name for p in index.iterdir())
+    return found
+
+
+def message_class(type_name: str) -> Any:
+    """The generated Python class of ``pkg/msg/Name``.
+
+    BagError, before importing anything, when the name is not ``pkg/msg/Name`` or `pkg` is not an
+    interface package of the ament index; after importing, when the package lacks the type or
+    the attribute is not a generated message class."""
+    pkg, name = check_type_name(type_name)
+    if pkg not in interface_packages():
+        raise BagError(
+            f"message type {type_name}: {pkg} is not a ROS 2 interface package registered in the "
+            f"ament index (looked in AMENT_PREFIX_PATH and {sys.prefix}); install it or source its "
+            "workspace"
+        )
+    try:
+        cls = getattr(importlib.import_module(f"{pkg}.msg"), name)
+    except (ImportError, AttributeError) as exc:
+        raise BagError(f"message type {type_name} is not installed for this Python: {exc}") from None
+    if not (isinstance(cls, type) and callable(getattr(type(cls), "__import_type_support__", None))):
+        raise BagError(f"{type_name}: {pkg}.msg.{name} is not a message class")
+    return cls
 
 
 class QosKind(Enum):
@@ -46,12 +104,12 @@ class QosKind(Enum):
 
 def qos_kind(topic: str) -> QosKind:
     """The QoS role the project's publishers give `topic` (unknown topics: EVENTS, reliable)."""
-    if topic == topics.FLEET_STATE or fnmatch.fnmatchcase(topic, "/drone_*/odom"):
+    if topic in (topics.FLEET_STATE, topics.FLEET_MARKERS) or fnmatch.fnmatchcase(topic, "/drone_*/odom"):
         return QosKind.STATE
     if topic in (topics.FLEET_COMMAND,) or fnmatch.fnmatchcase(topic, "/drone_*/cmd_vel") or \
             fnmatch.fnmatchcase(topic, "/drone_*/goal"):
         return QosKind.COMMAND
-    if topic == topics.FLEET_ASSIGNMENTS:
+    if topic in (topics.FLEET_ASSIGNMENTS, topics.WORLD_MARKERS):
         return QosKind.LATCHED
     if topic == topics.CLOCK:
         return QosKind.CLOCK

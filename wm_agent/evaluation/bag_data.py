@@ -4,8 +4,11 @@ Reads the project's fleet topics (``/fleet/state``, ``/fleet/cmd``, ``/fleet/ass
 ``/tasks/status``, ``/fleet/events``, ``/fleet/planner_status``) or, without ``/fleet/state``,
 per-drone ``nav_msgs/Odometry`` (``/drone_<id>/odom``). Commands come from ``/fleet/cmd``, or
 from ``geometry_msgs/TwistStamped`` ``/drone_<id>/cmd_vel`` when there is no ``/fleet/cmd``.
-Every time is the bag's log time in seconds from the first message read (the one clock all
-topics share; with the recorder's ``time_source:=ros`` it is the simulation time).
+Every time is in seconds from the first message read, on one clock for all topics: the messages'
+**header stamps** when every topic read carries them (the project's messages and Odometry /
+TwistStamped all have a header; a topic counts as stamped when at least one of its stamps is
+non-zero), else the bag's log time for every topic (a recorder's log time can lag the time a
+message carries: see docs/BAGS.md, "Log times").
 
 A truncated or corrupt bag is read up to the damage; the reader's ``BagTruncatedWarning`` lines
 are collected in :attr:`BagData.damage` (the caller re-issues them once).
@@ -96,6 +99,7 @@ class BagData:
     messages: int
     read_s: float
     damage: list[str] = field(default_factory=list)
+    timing: str = "header stamps"         # or "log time" (see the module doc)
 
 
 def _t(ns: int, t0: int) -> float:
@@ -139,8 +143,11 @@ def read_bag(bag: BagReader, *, max_drones: int | None = None) -> BagData:
     for w in caught:
         if not issubclass(w.category, BagTruncatedWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    timing = _retime(by_topic)
+    for items in by_topic.values():
+        items.sort(key=lambda item: item[0])        # file order is log-time order, not stamp order
     count = sum(len(v) for v in by_topic.values())
-    stamps = [m[0][0] for m in by_topic.values() if m] + [m[-1][0] for m in by_topic.values() if m]
+    stamps = [ns for items in by_topic.values() if items for ns in (items[0][0], items[-1][0])]
     if not stamps:
         raise BagError(f"bag {bag.path}: no message could be read from {', '.join(wanted)}"
                        + (f" ({'; '.join(damage)})" if damage else ""))
@@ -159,8 +166,31 @@ def read_bag(bag: BagReader, *, max_drones: int | None = None) -> BagData:
         tasks=_tasks(by_topic.get(names.TASK_STATUS, []), t0),
         planner=_planner(by_topic.get(names.PLANNER_STATUS, []), t0),
         events=_events(by_topic[names.FLEET_EVENTS], t0) if names.FLEET_EVENTS in by_topic else None,
-        duration_s=_t(t1, t0), messages=count, read_s=read_s, damage=damage,
+        duration_s=_t(t1, t0), messages=count, read_s=read_s, damage=damage, timing=timing,
     )
+
+
+def _stamp_ns(msg: Any) -> int | None:
+    header = getattr(msg, "header", None)
+    stamp = getattr(header, "stamp", None)
+    if stamp is None:
+        return None
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def _retime(by_topic: dict[str, list[tuple[int, Any]]]) -> str:
+    """Replace every log time by the message's header stamp when every topic read is stamped
+    (see the module doc); returns which clock the times are on."""
+    stamped: dict[str, list[tuple[int, Any]]] = {}
+    for topic, items in by_topic.items():
+        if not items:
+            continue
+        stamps = [_stamp_ns(m) for _, m in items]
+        if any(s is None for s in stamps) or not any(stamps):
+            return f"log time ({topic} has no header stamps)"
+        stamped[topic] = [(int(s or 0), m) for s, (_, m) in zip(stamps, items, strict=True)]
+    by_topic.update(stamped)
+    return "header stamps"
 
 
 def _columns(ids: NDArray[np.int64], mids: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:

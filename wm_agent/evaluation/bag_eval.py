@@ -39,9 +39,15 @@ from wm_agent.evaluation.prediction import (
 )
 from wm_agent.evaluation.report import ReportFiles, write_report
 from wm_agent.evaluation.run_data import RunData, Trajectories, summarise
+from wm_agent.evaluation.scenario_fit import ScenarioFitWarning, scenario_fit
 from wm_agent.world_model.spaces import WM_DT, ActionSpec, ObservationSpec
 
 BACKENDS = ("onnxruntime", "torch")
+NO_SCENARIO = "none"
+"""``--scenario none``: no obstacle features (no walls, shelves or ceiling; floor at z = 0)."""
+FENCE_MARGIN_M = 10.0
+"""Without a scenario the re-planner's geofence is the recorded extent widened by this [m]."""
+WARNINGS = (BagTruncatedWarning, ScenarioFitWarning)
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,8 @@ class EvalConfig:
     Attributes:
         backend: world-model and planner backend. model: model folder (None: the shipped model).
         scenario: scenario name or YAML (None: metadata.yaml custom_data ``wm_agent.scenario``,
-            else ``warehouse``). max_drones: evaluate the first N drone ids only (None: all).
+            else ``warehouse``), or ``none``: no obstacle features.
+        max_drones: evaluate the first N drone ids only (None: all).
         replan_samples: (drone, step) pairs re-planned offline (0: skip re-planning).
         replan_batch: drones re-planned together. max_windows: prediction windows at most.
         goal_source: ``auto`` | ``assignment`` | ``future`` (see prediction.py).
@@ -106,6 +113,36 @@ def _scenario_name(bag_metadata: dict[str, Any], requested: str | None) -> str:
     return str(custom.get("wm_agent.scenario") or "warehouse")
 
 
+def _scenario(bag: Any, requested: str | None, data: BagData, run: RunData) -> Any | None:
+    """The scenario to evaluate in (None for ``none``); warns (ScenarioFitWarning, also in the
+    report) when the recorded positions do not fit it."""
+    from wm_agent.sim import load_scenario
+
+    name = _scenario_name(bag.metadata, requested)
+    if name == NO_SCENARIO:
+        run.notes.append("scenario none: no obstacle features (no walls, shelves or ceiling; floor at "
+                         "z = 0); re-planning geofence = the recorded extent widened by "
+                         f"{FENCE_MARGIN_M:g} m")
+        return None
+    scenario = load_scenario(name)
+    fit = scenario_fit(data.states.position, scenario)
+    if not fit.fits():
+        named = requested or (bag.metadata.get("custom_data") or {}).get("wm_agent.scenario")
+        text = fit.describe("" if named else " (the bag names no scenario: the default was used)")
+        warnings.warn(ScenarioFitWarning(text), stacklevel=3)
+        run.warnings.append(text)
+    return scenario
+
+
+def _geometry(scenario: Any | None) -> Geometry:
+    from wm_agent.world_model.collect import Obstacles
+
+    if scenario is None:
+        return Geometry(np.zeros((0, 3)), np.zeros((0, 3)), 0.0, math.inf)
+    obstacles = Obstacles.from_scenario(scenario)
+    return Geometry(obstacles.boxes_min, obstacles.boxes_max, obstacles.floor_z, obstacles.ceiling_z)
+
+
 def _model_specs(folder: Path) -> tuple[ObservationSpec, ActionSpec, float]:
     from wm_agent.world_model.artifacts import read_card
 
@@ -133,22 +170,19 @@ def evaluate_bag(bag_path: str | Path, out: str | Path | None = None, config: Ev
         BagError: the bag is missing, unreadable or has no usable topic (the message names what
             was looked for). ModelError: bad model folder. ConfigError: bad settings or scenario.
     """
-    from wm_agent.sim import load_scenario
     from wm_agent.world_model.artifacts import default_model_dir
-    from wm_agent.world_model.collect import Obstacles
 
     cfg = config or EvalConfig()
     bag = open_bag(bag_path)
     data = read_bag(bag, max_drones=cfg.max_drones)
     for line in data.damage:
         warnings.warn(BagTruncatedWarning(line), stacklevel=2)
-    scenario = load_scenario(_scenario_name(bag.metadata, cfg.scenario))
+    run = _recorded_run(data, "")
+    scenario = _scenario(bag, cfg.scenario, data, run)
+    run.scenario = scenario.name if scenario is not None else NO_SCENARIO
     model = Path(cfg.model) if cfg.model else default_model_dir()
     spec, act_spec, dt = _model_specs(model)
-    obstacles = Obstacles.from_scenario(scenario)
-    geo = Geometry(obstacles.boxes_min, obstacles.boxes_max, obstacles.floor_z, obstacles.ceiling_z)
-
-    run = _recorded_run(data, scenario.name)
+    geo = _geometry(scenario)
     grid = resample(data.states, dt, cfg.max_gap_s)
     actions = step_actions(data.commands, grid, dt, act_spec)
     goals, assigned = goals_for(grid, assignment_goals(data.goals, grid), cfg.goal_source, cfg.goal_steps)
@@ -165,7 +199,7 @@ def evaluate_bag(bag_path: str | Path, out: str | Path | None = None, config: Ev
         run.throughput["prediction_s"] = time.perf_counter() - t0
         if cfg.replan_samples > 0:
             t0 = time.perf_counter()
-            planner = _open_planner(cfg, model, scenario)
+            planner = _open_planner(cfg, model, scenario, data.states.position)
             run.replan = replan(planner, grid, actions, goals, geo, spec, cfg.replan_samples,
                                 cfg.replan_batch)
             run.throughput["replan_s"] = time.perf_counter() - t0
@@ -178,14 +212,13 @@ def report_bag(bag_path: str | Path, out: str | Path, scenario: str | None = Non
     """The run report of a recorded run without the model (e.g. a ``wm-agent sim --record`` run
     folder): trajectories, tasks, planner latency, substitutions, collisions. Warns
     (BagTruncatedWarning) like :func:`evaluate_bag`; raises BagError when nothing is usable."""
-    from wm_agent.sim import load_scenario
-
     bag = open_bag(bag_path)
     data = read_bag(bag)
     for line in data.damage:
         warnings.warn(BagTruncatedWarning(line), stacklevel=2)
-    sc = load_scenario(_scenario_name(bag.metadata, scenario))
-    run = _recorded_run(data, sc.name)
+    run = _recorded_run(data, "")
+    sc = _scenario(bag, scenario, data, run)
+    run.scenario = sc.name if sc is not None else NO_SCENARIO
     run.replay = False
     return write_report(run, out, sc)
 
@@ -203,12 +236,21 @@ def _open_runtime(cfg: EvalConfig, model: Path) -> Any:
     return open_runtime(cfg.backend, model, RuntimeOptions(threads=cfg.threads, device=device))
 
 
-def _open_planner(cfg: EvalConfig, model: Path, scenario: Any) -> Any:
+def _open_planner(cfg: EvalConfig, model: Path, scenario: Any | None, position: np.ndarray) -> Any:
+    from dataclasses import replace
+
     from wm_agent.planning.export import PlannerOptions, open_planner
     from wm_agent.planning.mppi import FLEET
 
-    return open_planner(cfg.backend, model, FLEET.with_scenario(scenario),
-                        PlannerOptions(threads=cfg.threads, seed=cfg.seed))
+    if scenario is not None:
+        config = FLEET.with_scenario(scenario)
+    else:
+        flat = np.asarray(position, np.float64).reshape(-1, 3)
+        flat = flat[np.isfinite(flat).all(axis=1)]
+        lo, hi = flat.min(axis=0) - FENCE_MARGIN_M, flat.max(axis=0) + FENCE_MARGIN_M
+        config = replace(FLEET, fence_min=tuple(float(x) for x in lo),  # type: ignore[arg-type]
+                         fence_max=tuple(float(x) for x in hi))  # type: ignore[arg-type]
+    return open_planner(cfg.backend, model, config, PlannerOptions(threads=cfg.threads, seed=cfg.seed))
 
 
 def _recorded_run(data: BagData, scenario: str) -> RunData:
@@ -226,7 +268,8 @@ def _recorded_run(data: BagData, scenario: str) -> RunData:
 
 def _notes(data: BagData, cfg: EvalConfig, assigned: np.ndarray, have_actions: bool) -> list[str]:
     notes = [f"layout: {data.layout} topics ({data.states.ids.size} drones, {data.states.t.size} state "
-             f"samples); resampled at the world-model dt {WM_DT:.4f} s; actions = time-mean of the "
+             f"samples), timed by {data.timing}; resampled at the world-model dt {WM_DT:.4f} s; "
+             "actions = time-mean of the "
              "recorded velocity command over each step, normalised by the model's action spec"]
     if data.commands is None or not have_actions:
         notes.append("no usable velocity commands recorded: no prediction error and no re-planning")
@@ -288,7 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=BACKENDS, default=d.backend, help=f"default {d.backend}")
     p.add_argument("--model", type=Path, default=None, help="model folder (default the shipped wm_default)")
     p.add_argument("--scenario", default=None,
-                   help="scenario name or YAML (default: the bag's wm_agent.scenario, else warehouse)")
+                   help="scenario name or YAML (default: the bag's wm_agent.scenario, else warehouse); "
+                   "'none': no obstacle features (a bag from another site). A bag whose drones fly "
+                   "outside the scenario's walls or through its shelves is warned about")
     p.add_argument("--max-drones", type=int, default=None, help="evaluate the first N drone ids only")
     p.add_argument("--replan-samples", type=int, default=d.replan_samples,
                    help=f"(drone, step) pairs re-planned offline, 0 = skip (default {d.replan_samples})")
@@ -312,13 +357,14 @@ def eval_main(argv: list[str] | None = None) -> int:
                          replan_samples=ns.replan_samples, max_windows=ns.max_windows, goal_source=ns.goals,
                          goal_steps=ns.goal_steps, threads=ns.threads, seed=ns.seed)
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", BagTruncatedWarning)
+            for category in WARNINGS:
+                warnings.simplefilter("always", category)
             result = evaluate_bag(ns.bag, out, cfg)
     except WmAgentError as exc:
         print(f"wm-agent eval: error: {exc}", file=sys.stderr)
         return 2
     for w in caught:
-        if issubclass(w.category, BagTruncatedWarning):
+        if issubclass(w.category, WARNINGS):
             print(f"wm-agent eval: WARNING: {w.message}", file=sys.stderr)
     print(format_summary(result.metrics))
     if result.files is not None:

@@ -6,8 +6,10 @@ Every ``discovery_period_s`` the node lists the graph's topics and types, and su
 serialized CDR bytes, never deserialized) to each new one matching `topics` (glob patterns; empty
 = every project topic, wm_agent.bags.recording.PROJECT_TOPICS), with a QoS matching its
 publishers (best effort for the fleet state and odometry, reliable for the rest, transient local
-for latched topics). Time stamps: the receive time (system clock) by default, or with
-``time_source:=ros`` the node's ROS clock — the simulated /clock when ``use_sim_time:=true``.
+for latched topics). Log times: the receive time (system clock) by default; with
+``time_source:=ros`` the message's own time — its header stamp (or /clock's time, or the first
+element's header stamp of a leading sequence, read from the CDR bytes: wm_agent.bags.stamps),
+else the node's ROS clock at reception (the simulated /clock when ``use_sim_time:=true``).
 Losses are counted per topic (publisher sequence-number gaps and the middleware's message-lost
 events), logged on close and stored in metadata.yaml ``custom_data``. The bag is closed cleanly
 on shutdown (SIGINT / SIGTERM -> run_node calls close()).
@@ -15,7 +17,6 @@ on shutdown (SIGINT / SIGTERM -> run_node calls close()).
 
 from __future__ import annotations
 
-import importlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,15 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from wm_agent.bags.recording import PROJECT_TOPICS, LossTracker, OfferedQos, select_topics, subscription_qos
+from wm_agent.bags.recording import (
+    PROJECT_TOPICS,
+    LossTracker,
+    OfferedQos,
+    message_class,
+    select_topics,
+    subscription_qos,
+)
+from wm_agent.bags.stamps import StampLocation, read_stamp, stamp_location
 from wm_agent.bags.writer import BagWriter, QosInfo
 from wm_agent.errors import BagError, ConfigError
 from wm_agent.nodes.common import declare_config, run_node
@@ -51,7 +60,9 @@ class RecorderConfig:
     compression: str = field(default="zstd", metadata={"description": "chunk compression: zstd | lz4 | none"})
     chunk_size_kb: int = field(default=1024, metadata={"description": "MCAP chunk size [KiB]"})
     time_source: str = field(
-        default="receive", metadata={"description": "receive (system receive time) | ros (node clock)"}
+        default="receive",
+        metadata={"description": "receive (system receive time) | ros (the message's header stamp, "
+                  "else the node clock: sim time with use_sim_time)"},
     )
     queue_depth: int = field(default=100, metadata={"description": "subscription queue depth"})
     discovery_period_s: float = field(default=0.5, metadata={"description": "topic discovery period [s]"})
@@ -80,17 +91,6 @@ class RecorderConfig:
         return chosen or PROJECT_TOPICS
 
 
-def message_class(type_name: str) -> Any:
-    """The generated Python class of ``pkg/msg/Type``; BagError when its package is missing."""
-    parts = type_name.split("/")
-    if len(parts) != 3:
-        raise BagError(f"{type_name!r} is not a pkg/msg/Type name")
-    try:
-        return getattr(importlib.import_module(f"{parts[0]}.{parts[1]}"), parts[2])
-    except (ImportError, AttributeError) as exc:
-        raise BagError(f"message type {type_name} is not installed for this Python: {exc}") from None
-
-
 def to_qos_profile(req: Any) -> QoSProfile:
     return QoSProfile(
         history=HistoryPolicy.KEEP_LAST,
@@ -115,6 +115,7 @@ class Recorder(Node):
             custom_data={"wm_agent.time_source": self.cfg.time_source},
         )
         self.subscriptions_by_topic: dict[str, Any] = {}
+        self.stamp_at: dict[str, StampLocation | None] = {}   # where each topic's stamp lies
         self.failed: set[str] = set()
         # Discovery runs on the wall (steady) clock: under use_sim_time a ROS-time timer would not
         # fire before /clock advances, and the start of a run would go unrecorded.
@@ -156,10 +157,11 @@ class Recorder(Node):
                         durability="transient_local" if o.transient_local else "volatile",
                     ) for o in offered],
                 )
-            except BagError as exc:
+            except BagError as exc:  # a bad or unknown type: skip the topic, keep recording
                 self.failed.add(topic)
-                self.get_logger().error(f"cannot record {topic}: {exc}")
+                self.get_logger().warning(f"not recording {topic}: {exc}")
                 continue
+            self.stamp_at[topic] = stamp_location(type_name, self.writer.definitions)
             events = SubscriptionEventCallbacks(message_lost=self._lost_callback(topic))
             self.subscriptions_by_topic[topic] = self.create_subscription(
                 msg_class, topic, lambda data, info, topic=topic: self.on_message(topic, data, info),
@@ -182,7 +184,10 @@ class Recorder(Node):
         if self.writer.closed:
             return
         if self.cfg.time_source == "ros":
-            stamp = self.get_clock().now().nanoseconds
+            # the message's own time (header stamp, /clock's time), else the clock at reception
+            where = self.stamp_at.get(topic)
+            stamp = (read_stamp(data, where) if where is not None else None) \
+                or self.get_clock().now().nanoseconds
         else:
             stamp = int(info.get("received_timestamp") or time.time_ns())
         gid = info.get("publisher_gid") or {}

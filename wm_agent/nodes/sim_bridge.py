@@ -16,12 +16,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from geometry_msgs.msg import TwistStamped
+from geometry_msgs.msg import Point, TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
+from rclpy.serialization import serialize_message
 from rosgraph_msgs.msg import Clock
+from std_msgs.msg import ColorRGBA
+from visualization_msgs.msg import Marker, MarkerArray
 
 from wm_agent import qos, topics
+from wm_agent import visualization as vis
 from wm_agent.conversions import (
     FleetStateArrays,
     fleet_command_from_msg,
@@ -88,6 +92,10 @@ class SimBridgeConfig:
     )
     dropout_start_s: float = field(default=0.0, metadata={"description": "dropout start, sim time [s]"})
     dropout_end_s: float = field(default=0.0, metadata={"description": "dropout end, sim time [s]"})
+    markers_rate_hz: float = field(
+        default=5.0, metadata={"description": "fleet MarkerArray rate in sim time [Hz] (0 = no "
+                               "markers: neither /fleet/markers nor the latched /world/markers)"}
+    )
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -98,7 +106,7 @@ class SimBridgeConfig:
                      "start_subscribers"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"sim_bridge: {name} must be >= 0, got {getattr(self, name)}")
-        for name in ("state_rate_hz", "duration_s"):
+        for name in ("state_rate_hz", "duration_s", "markers_rate_hz"):
             if not (np.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ConfigError(f"sim_bridge: {name} must be a finite value >= 0")
         for name in ("lockstep_timeout_s", "lockstep_startup_timeout_s", "takeoff_speed",
@@ -151,6 +159,7 @@ class SimBridge(Node):
         # until then): what the drone's own link does on hardware
         _, srvs = require_interfaces()
         self.register_client: Any = self.create_client(srvs.RegisterDrone, topics.REGISTER_DRONE)
+        self._init_markers()
         self.wall_start = time.monotonic()
         self.started = self.cfg.start_subscribers == 0
         self._all_seen: float | None = None
@@ -272,6 +281,7 @@ class SimBridge(Node):
             self.publish_events(events)
         if lockstep_step is not None or self.step_count % self.state_every == 0:
             self.publish_state()
+        self.publish_markers()
 
     def register(self, drone: int) -> None:
         """Register ``drone`` with the coordinator again (asynchronous; logged)."""
@@ -349,6 +359,52 @@ class SimBridge(Node):
             out.events.append(m)
         self.events_total += len(events)
         self.events_pub.publish(out)
+
+    # -- markers (Foxglove / RViz) ------------------------------------------------------------------
+    def _init_markers(self) -> None:
+        """The latched map on /world/markers (once) and the fleet's template (see visualization)."""
+        self.markers_pub: Any = None
+        self.world_markers_pub: Any = None
+        if not self.cfg.markers_rate_hz:
+            return
+        # every markers_every control steps, a multiple of the state's: markers share a state's stamp
+        rates = self.scenario.rates
+        per_state = max(1, round(rates.control_hz / (self.state_every * self.cfg.markers_rate_hz)))
+        self.markers_every = self.state_every * per_state
+        self.world_markers_pub = self.create_publisher(MarkerArray, topics.WORLD_MARKERS, qos.LATCHED)
+        self.markers_pub = self.create_publisher(MarkerArray, topics.FLEET_MARKERS, qos.STATE)
+        d = vis.DRONE_DIAMETER_M
+        fleet = vis.MarkerSpec(vis.FLEET_NS, 0, vis.SPHERE_LIST, np.array([vis.POINT_SENTINEL]), (d, d, d),
+                               (1.0, 1.0, 1.0, 1.0))
+        template = MarkerArray(markers=[self._marker(fleet)])
+        template.markers[0].colors = [ColorRGBA(r=c[0], g=c[1], b=c[2], a=c[3]) for c in [vis.COLOR_SENTINEL]]
+        self.marker_template = vis.split_template(serialize_message(template))
+        self.world_markers_pub.publish(
+            MarkerArray(markers=[self._marker(m) for m in vis.world_markers(self.scenario)]))
+
+    def _marker(self, spec: vis.MarkerSpec) -> Marker:
+        m = Marker()
+        m.header.frame_id = self.cfg.frame_id
+        m.ns, m.id, m.type, m.action = spec.ns, spec.id, spec.type, Marker.ADD
+        m.pose.orientation.w = 1.0
+        m.scale.x, m.scale.y, m.scale.z = spec.scale
+        m.color.r, m.color.g, m.color.b, m.color.a = spec.color
+        m.points = [Point(x=x, y=y, z=z) for x, y, z in spec.points.tolist()]
+        if spec.type in (vis.CUBE, vis.TEXT_VIEW_FACING):
+            m.pose.position = m.points[0]
+            m.points = []
+        m.text = spec.text
+        return m
+
+    def publish_markers(self) -> None:
+        """The fleet as one SPHERE_LIST coloured by status, about markers_rate_hz in sim time, on
+        steps that publish a state (the simulator's truth: a drone in radio dropout is drawn)."""
+        if self.markers_pub is None or self.step_count % self.markers_every:
+            return
+        s = self.sim.state()
+        colors = vis.status_colors(self._status_map[s.status])
+        self.markers_pub.publish(
+            vis.fleet_marker_cdr(self.marker_template, s.pos, colors, round(s.time * 1e9)))
 
     def close(self) -> None:
         self.sim.close()
