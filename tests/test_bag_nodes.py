@@ -283,3 +283,28 @@ def test_sim_time_log_time_is_the_time_of_the_message(ros_context: Any, spin: An
     assert {m.timestamp_ns for m in bag.messages([topics.drone_odom(0)])} == {5 * 10**9}
     clocks = list(bag.decoded([topics.CLOCK]))
     assert clocks and all(d.timestamp_ns == d.msg.clock.sec * 10**9 + d.msg.clock.nanosec for d in clocks)
+
+
+def test_recorder_keeps_a_burst_of_2000_task_statuses(ros_context: Any, spin: Any, tmp_path: Path) -> None:
+    """The coordinator publishes one TaskStatus per transition: 2,000 tasks accepted at once
+    are 2,000 messages in one go, and the bag (what the report counts) must hold all."""
+    pub_node = Node("fake_coordinator", context=ros_context)
+    pub = pub_node.create_publisher(msgs.TaskStatus, topics.TASK_STATUS, qos.TASKS)
+    out = tmp_path / "rec"
+    recorder = Recorder(context=ros_context, parameter_overrides=[
+        Parameter("output", value=str(out)), Parameter("topics", value=[topics.TASK_STATUS]),
+        Parameter("discovery_period_s", value=0.1)])
+    ex = SingleThreadedExecutor(context=ros_context)
+    ex.add_node(pub_node)
+    ex.add_node(recorder)
+    assert spin(ex, lambda: topics.TASK_STATUS in recorder.subscriptions_by_topic
+                and pub.get_subscription_count() > 0, 10.0)
+    for k in range(2000):
+        pub.publish(msgs.TaskStatus(task_id=f"t{k}", state=msgs.TaskStatus.QUEUED))
+    assert spin(ex, lambda: recorder.writer.counts.get(topics.TASK_STATUS, 0) >= 2000, 20.0), \
+        recorder.writer.counts
+    recorder.close()
+    ex.shutdown()
+    for node in (pub_node, recorder):
+        node.destroy_node()
+    assert open_bag(out).topics[topics.TASK_STATUS].count == 2000

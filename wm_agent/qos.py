@@ -10,6 +10,8 @@ from rclpy.qos import (
     ReliabilityPolicy,
 )
 
+from wm_agent.topics import TASK_QUEUE_DEPTH
+
 #: Sensor-like streams (fleet state, odometry): best effort, newest wins.
 STATE = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
@@ -55,7 +57,7 @@ EVENTS = QoSProfile(
 #: enough that a burst (10,000 tasks accepted, or assigned, in one go) reaches every subscriber.
 TASKS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
-    depth=20_000,
+    depth=TASK_QUEUE_DEPTH,
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.VOLATILE,
 )

@@ -16,6 +16,10 @@ DRONE_STATUS = "/fleet/drone_status"      # wm_agent_msgs/DroneStatus (heartbeat
 TASK_STATUS = "/tasks/status"             # wm_agent_msgs/TaskStatus
 TASK_BULK = "/tasks/bulk"                 # wm_agent_msgs/TaskArray
 TASK_BULK_ACK = "/tasks/bulk_ack"         # wm_agent_msgs/TaskArrayAck (one per TaskArray)
+
+#: Queue depth of the task topics (/tasks/bulk, /tasks/bulk_ack, /tasks/status) for every
+#: publisher and subscriber (qos.TASKS, the recorder): a fleet-wide burst of transitions fits.
+TASK_QUEUE_DEPTH = 20_000
 SUBMIT_TASK = "/tasks/submit"             # wm_agent_msgs/srv/SubmitTask
 CANCEL_TASK = "/tasks/cancel"             # wm_agent_msgs/srv/CancelTask
 REGISTER_DRONE = "/fleet/register"        # wm_agent_msgs/srv/RegisterDrone

@@ -34,6 +34,7 @@ PROJECT_TOPICS: tuple[str, ...] = (
     topics.DRONE_STATUS,
     topics.TASK_STATUS,
     topics.TASK_BULK,
+    topics.TASK_BULK_ACK,
     topics.CLOCK,
     topics.WORLD_MARKERS,
     topics.FLEET_MARKERS,
@@ -98,6 +99,7 @@ class QosKind(Enum):
     STATE = "state"          # best effort
     COMMAND = "command"      # reliable, volatile
     EVENTS = "events"        # reliable, volatile, deep
+    TASKS = "tasks"          # reliable, volatile, deep enough for a fleet-wide burst
     LATCHED = "latched"      # reliable, transient local
     CLOCK = "clock"          # reliable, depth 1
 
@@ -113,6 +115,8 @@ def qos_kind(topic: str) -> QosKind:
         return QosKind.LATCHED
     if topic == topics.CLOCK:
         return QosKind.CLOCK
+    if topic in (topics.TASK_STATUS, topics.TASK_BULK, topics.TASK_BULK_ACK):
+        return QosKind.TASKS
     return QosKind.EVENTS
 
 
@@ -135,14 +139,18 @@ class RequestedQos:
 
 def subscription_qos(topic: str, offered: Sequence[OfferedQos], depth: int) -> RequestedQos:
     """Match the publishers: reliable / transient local only when every publisher offers it (a
-    stricter request would not match a weaker publisher); without publishers, the project's role."""
+    stricter request would not match a weaker publisher); without publishers, the project's role.
+    The depth is ``depth``, or the task topics' burst depth (:data:`topics.TASK_QUEUE_DEPTH`)
+    on those: a fleet-wide burst of task transitions must not overrun the recorder's queue."""
+    kind = qos_kind(topic)
+    if kind is QosKind.TASKS:
+        depth = max(depth, topics.TASK_QUEUE_DEPTH)
     if offered:
         return RequestedQos(
             reliable=all(o.reliable for o in offered),
             transient_local=all(o.transient_local for o in offered),
             depth=depth,
         )
-    kind = qos_kind(topic)
     return RequestedQos(
         reliable=kind is not QosKind.STATE,
         transient_local=kind is QosKind.LATCHED,
