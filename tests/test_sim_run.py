@@ -108,6 +108,8 @@ def test_fault_scenario_loses_no_task(tmp_path: Path) -> None:
     assert tasks["exactly_once"] and tasks["delivered_twice"] == []
     assert tasks["accepted"] == tasks["delivered"] + tasks["in_progress"] + tasks["failed"] \
         + tasks["cancelled"], "an accepted task went missing"
+    # what was fed is what the ledger holds: nothing fed while the coordinator was down vanished
+    assert tasks["submitted"] >= tasks["accepted"] > 0 and tasks["lost"] == [], tasks
 
 
 def test_sigint_stops_every_node_within_5_s_and_closes_the_bag(tmp_path: Path) -> None:

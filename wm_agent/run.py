@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from wm_agent import topics
 from wm_agent.errors import ConfigError
 from wm_agent.faults import FaultPlan
 from wm_agent.graph import FleetSimArgs, NodeSpec, fleet_sim_graph
@@ -217,8 +218,9 @@ def _fault_summary(log: FaultLog, seen: Any) -> dict[str, Any]:
     return out
 
 
-def _ledger_check(path: Path) -> dict[str, Any]:
-    """Exactly-once from the ledger: deliveries per task, accepted tasks and their final states."""
+def _ledger_check(path: Path, bag: Path) -> dict[str, Any]:
+    """Exactly-once against what was submitted: every task fed on /tasks/bulk (recorded in the
+    bag) is in the ledger or was answered with a rejection, and none was delivered twice."""
     from wm_agent.fleet.ledger import Ledger
 
     if not path.is_file():
@@ -233,15 +235,40 @@ def _ledger_check(path: Path) -> dict[str, Any]:
     finally:
         ledger.close()
     states = [t.state.name for t in state.tasks.values()]
+    submitted, rejected = _submitted(bag)
+    lost = sorted(submitted - set(state.tasks) - rejected)
     return {
+        "submitted": len(submitted),
+        "rejected": len(rejected),
         "accepted": len(states),
         "delivered": states.count("DELIVERED"),
         "in_progress": sum(s in ("QUEUED", "ASSIGNED", "PICKED") for s in states),
         "failed": states.count("FAILED"),
         "cancelled": states.count("CANCELLED"),
         "delivered_twice": sorted(k for k, v in deliveries.items() if v > 1),
-        "exactly_once": all(v == 1 for v in deliveries.values()),
+        "lost": lost,
+        "exactly_once": all(v == 1 for v in deliveries.values()) and not lost,
     }
+
+
+def _submitted(bag: Path) -> tuple[set[str], set[str]]:
+    """Ids of the tasks fed on /tasks/bulk and of those answered with a rejection on
+    /tasks/bulk_ack, as the bag recorded them (empty without a bag: lockstep feeds in-band)."""
+    from wm_agent.bags import open_bag
+
+    submitted: set[str] = set()
+    rejected: set[str] = set()
+    if not bag.is_dir():
+        return submitted, rejected
+    with open_bag(bag) as reader:
+        wanted = [t for t in (topics.TASK_BULK, topics.TASK_BULK_ACK) if t in reader.topics]
+        for d in reader.decoded(wanted):
+            if d.topic == topics.TASK_BULK:
+                submitted.update(str(t.task_id) for t in d.msg.tasks)
+            else:
+                rejected.update(str(tid) for tid, code in zip(d.msg.task_ids, d.msg.codes,
+                                                              strict=False) if int(code) != 0)
+    return submitted, rejected
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -252,7 +279,7 @@ def _metrics(opts: RunOptions, seen: Any, reports: list[StopReport], wall_run: f
              failed: list[str], signal_name: str, faults: FaultLog | None, run_dir: Path) -> dict[str, Any]:
     sim_t = float(seen.sim_time)
     collisions = sum(1 for _t, kind, _d in seen.events if kind == 0)
-    ledger = _ledger_check(run_dir / "ledger.sqlite")
+    ledger = _ledger_check(run_dir / "ledger.sqlite", run_dir / "bag")
     bag_bytes = sum(p.stat().st_size for p in (run_dir / "bag").glob("*") if p.is_file()) \
         if (run_dir / "bag").is_dir() else 0
     return {
@@ -305,8 +332,10 @@ def print_summary(metrics: dict[str, Any], run_dir: Path, stream: Any = sys.stdo
         + (f" (real-time factor {rtf:.2f})" if rtf else ""),
         f"state->command latency p50 {lat['p50'] or float('nan'):.1f} ms, "
         f"p99 {lat['p99'] or float('nan'):.1f} ms ({lat['samples']} samples)",
-        f"tasks: {tasks.get('accepted', 0)} accepted, {tasks.get('delivered', 0)} delivered, "
-        f"{tasks.get('in_progress', 0)} in progress, exactly once: {tasks.get('exactly_once')}",
+        f"tasks: {tasks.get('submitted', 0)} submitted, {tasks.get('accepted', 0)} accepted, "
+        f"{tasks.get('rejected', 0)} rejected, {tasks.get('delivered', 0)} delivered, "
+        f"{tasks.get('in_progress', 0)} in progress, {len(tasks.get('lost', []))} lost; "
+        f"exactly once: {tasks.get('exactly_once')}",
         f"collisions: {metrics['collisions']}; bag {metrics['bag_bytes'] / 1e6:.1f} MB",
     ]
     for r in metrics["node_stops"]:

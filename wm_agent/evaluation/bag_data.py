@@ -36,7 +36,7 @@ MSG_FLYING, MSG_COLLIDED, MSG_FAILSAFE = 2, 8, 16 | 32 | 64
 #: FleetCommand.MODE_VELOCITY.
 MODE_VELOCITY = 0
 FLEET_TOPICS = (names.FLEET_STATE, names.FLEET_COMMAND, names.FLEET_ASSIGNMENTS, names.TASK_STATUS,
-                names.FLEET_EVENTS, names.PLANNER_STATUS)
+                names.TASK_BULK_ACK, names.FLEET_EVENTS, names.PLANNER_STATUS)
 
 
 @dataclass
@@ -163,7 +163,7 @@ def read_bag(bag: BagReader, *, max_drones: int | None = None) -> BagData:
     return BagData(
         source=str(bag.path), layout="fleet" if fleet else "odometry", states=states,
         commands=commands, goals=_goals(by_topic.get(names.FLEET_ASSIGNMENTS, []), t0, states.ids),
-        tasks=_tasks(by_topic.get(names.TASK_STATUS, []), t0),
+        tasks=_tasks(by_topic.get(names.TASK_STATUS, []), by_topic.get(names.TASK_BULK_ACK, []), t0),
         planner=_planner(by_topic.get(names.PLANNER_STATUS, []), t0),
         events=_events(by_topic[names.FLEET_EVENTS], t0) if names.FLEET_EVENTS in by_topic else None,
         duration_s=_t(t1, t0), messages=count, read_s=read_s, damage=damage, timing=timing,
@@ -338,9 +338,12 @@ def _goals(items: list[tuple[int, Any]], t0: int, ids: NDArray[np.int64]) -> Goa
     return GoalSeries(np.concatenate(t), np.concatenate(cols), np.concatenate(goals).reshape(-1, 3))
 
 
-def _tasks(items: list[tuple[int, Any]], t0: int) -> TaskTransitions | None:
+def _tasks(items: list[tuple[int, Any]], acks: list[tuple[int, Any]], t0: int
+           ) -> TaskTransitions | None:
     if not items:
         return None
+    rejected = {(str(tid), int(code)) for _, m in acks
+                for tid, code in zip(m.task_ids, m.codes, strict=False) if int(code) != 0}
     task_ids = sorted({str(m.task_id) for _, m in items})
     index = {k: i for i, k in enumerate(task_ids)}
     order = np.argsort([ns for ns, _ in items], kind="stable")
@@ -351,7 +354,7 @@ def _tasks(items: list[tuple[int, Any]], t0: int) -> TaskTransitions | None:
         state=np.array([int(m.state) for _, m in rows], np.int64),
         previous=np.array([int(m.previous_state) for _, m in rows], np.int64),
         drone=np.array([int(m.drone_id) if m.has_drone else -1 for _, m in rows], np.int64),
-        task_ids=tuple(task_ids),
+        task_ids=tuple(task_ids), rejections=len(rejected),
     )
 
 

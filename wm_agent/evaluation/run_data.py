@@ -67,6 +67,8 @@ class TaskTransitions:
     Attributes:
         t: (K,) [s]. task: (K,) task index into ``task_ids``. state, previous: (K,) TaskStatus states.
         drone: (K,) drone id, -1 when none. task_ids: the distinct task ids.
+        rejections: rejected submissions (from /tasks/bulk_ack: never a TaskStatus, since a
+            rejected request has no lifecycle; older bags carry REJECTED statuses instead).
     """
 
     t: NDArray[np.float64]
@@ -75,6 +77,7 @@ class TaskTransitions:
     previous: NDArray[np.int64]
     drone: NDArray[np.int64]
     task_ids: tuple[str, ...] = ()
+    rejections: int = 0
 
     @property
     def empty(self) -> bool:
@@ -219,6 +222,7 @@ def task_counts(tasks: TaskTransitions) -> dict[str, int]:
     for s, name in enumerate(TASK_STATE_NAMES):
         out[name] = int(np.unique(task[state == s]).size)
     out["accepted"] = out.pop("queued")
+    out["rejected"] += int(tasks.rejections)
     return out
 
 
