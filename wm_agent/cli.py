@@ -1,24 +1,142 @@
-"""`wm-agent`: the command line of wm_agent (run `wm-agent --help`)."""
+"""`wm-agent`: the command line of wm_agent (run `wm-agent --help`).
+
+One error style: every mistake a user can make ends in one line on stderr,
+``wm-agent <command>: error: <what was wrong and what to do>``, and exit status 2, before any
+node starts. `wm-agent sim` exits 0 for a valid run, 1 for an invalid one (the verdict says
+why), 128 + n when signal n interrupted it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import math
+import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
 
 from wm_agent import __version__
 from wm_agent.bags.replay import add_replay_arguments
 from wm_agent.errors import WmAgentError
-from wm_agent.graph import FleetSimArgs, fleet_sim_graph
+from wm_agent.graph import DEFAULT_ODOM_DRONES, GRAPH_MODES, FleetSimArgs, topics_of
 from wm_agent.launcher import command_for
+from wm_agent.preflight import MAX_DOMAIN_ID
+from wm_agent.run import MAX_DURATION_S
+
+#: Where `wm-agent train`, `export` and `eval-model` work without --out / --model: a folder
+#: under runs/ (ignored by git), never the tracked models/wm_default. The shipped models are
+#: changed only when named explicitly (README, "The shipped model and how to retrain it").
+TRAINED_MODEL = "runs/wm/model"
+PASSTHROUGH_DEFAULTS = {"train": ("--out", TRAINED_MODEL), "export": ("--model", TRAINED_MODEL),
+                        "eval-model": ("--model", TRAINED_MODEL)}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the CLI's error style: one line, ``<prog>: error: <message>``, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
+def one_line(text: str) -> str:
+    """A message on one line (e.g. a YAML parser's error spans several)."""
+    return " ".join(text.split())
+
+
+def _number(kind: type, low: float | None = None, high: float | None = None,
+            low_open: bool = False) -> Callable[[str], Any]:
+    """An argparse type: a finite `kind` in [low, high] (low excluded when `low_open`)."""
+    lo_text = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+    hi_text = "" if high is None else f"<= {high:g}"
+    want = " and ".join(t for t in (lo_text, hi_text) if t)
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}"
+                                             f"{' ' + want if want else ''}, got {text!r}") from None
+        ok = math.isfinite(value) and (low is None or (value > low if low_open else value >= low)) \
+            and (high is None or value <= high)
+        if not ok:
+            raise argparse.ArgumentTypeError(f"must be {want}, got {text}")
+        return value
+
+    return parse
+
+
+def _mode(text: str) -> str:
+    """--mode: realtime | lockstep; fast names why it is gone."""
+    try:
+        FleetSimArgs(drones=1, task_rate_per_min=0.0, mode=text)
+    except WmAgentError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("mode ")) from None
+    return text
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of a run (`wm-agent sim`; `wm-agent graph` takes the same)."""
+    p.add_argument("--drones", type=_number(int, 1), default=None,
+                   help="number of drones (default: the scenario's `drones`, 50 in warehouse)")
+    p.add_argument("--duration", type=_number(float, 0.0, MAX_DURATION_S, low_open=True), default=60.0,
+                   help="sim time to run [s] (default 60, at most a day)")
+    p.add_argument("--scenario", default="warehouse",
+                   help="scenario name (sim/scenarios/NAME.yaml) or YAML path (default warehouse)")
+    p.add_argument("--seed", type=_number(int, 0), default=0, help="random seed, >= 0 (default 0)")
+    p.add_argument("--mode", type=_mode, default="realtime", metavar="{" + ",".join(GRAPH_MODES) + "}",
+                   help="sim clock: realtime (sim time follows the wall clock) or lockstep (every "
+                   "control period waits for the planner: as fast as it answers, deterministic) "
+                   "(default realtime)")
+    p.add_argument("--fidelity", choices=("auto", "motor", "fleet"), default="auto",
+                   help="physics: motor (PyBullet), fleet (vectorised), auto: motor up to 100 "
+                   "drones (default auto)")
+    p.add_argument("--backend", choices=("onnxruntime", "torch", "tensorrt", "classical"),
+                   default="onnxruntime",
+                   help="fleet planner backend (default onnxruntime; classical = PID baseline)")
+    p.add_argument("--model", default="",
+                   help="planning world-model folder (default: the shipped models/wm_plan)")
+    p.add_argument("--task-rate", type=_number(float, 0.0), default=None,
+                   help="task arrivals per minute (default: the scenario's; 0 = no tasks)")
+    p.add_argument("--odom-drones", type=_number(int, 0), default=DEFAULT_ODOM_DRONES,
+                   help="drones with ids below this get /drone_<id>/odom, TF on /tf and "
+                   f"/drone_<id>/cmd_vel (default {DEFAULT_ODOM_DRONES}; 0 = none)")
+    p.add_argument("--faults", action="store_true",
+                   help="inject a drone dropout, a planner stall and a coordinator kill+restart "
+                   "(needs --duration >= 20)")
+    p.add_argument("--out", default="",
+                   help="run folder, new or empty (default runs/sim-<date>-<time>)")
+    p.add_argument("--domain-id", type=_number(int, 0, MAX_DOMAIN_ID), default=None,
+                   help="ROS_DOMAIN_ID of the run (default: $ROS_DOMAIN_ID, else 0); refused when "
+                   "another graph runs there")
+
+
+def _graph_args(ns: argparse.Namespace) -> FleetSimArgs:
+    return FleetSimArgs(
+        drones=ns.drones or 0, scenario=ns.scenario, seed=ns.seed, mode=ns.mode,
+        fidelity=ns.fidelity, backend=ns.backend, model=ns.model, task_rate_per_min=ns.task_rate,
+        odom_drones=ns.odom_drones)
+
+
+def _out(ns: argparse.Namespace) -> Path:
+    """--out, or a new runs/sim-<date>-<time>[-k]."""
+    if ns.out:
+        return Path(ns.out)
+    base = Path("runs") / time.strftime("sim-%Y%m%d-%H%M%S")
+    out, k = base, 1
+    while out.exists():
+        k += 1
+        out = base.with_name(f"{base.name}-{k}")
+    return out
 
 
 def _cmd_check(_: argparse.Namespace) -> int:
-    """Import every runtime dependency and the interface package; report versions."""
+    """Import every runtime dependency and the interface packages; report versions."""
     ok = True
-    for module in ("rclpy", "wm_agent_msgs.msg", "numpy", "scipy", "pybullet", "torch", "onnxruntime"):
+    for module in ("rclpy", "wm_agent_msgs.msg", "tf2_msgs.msg", "numpy", "scipy", "pybullet", "torch",
+                   "onnxruntime"):
         try:
             mod = importlib.import_module(module)
             version = getattr(mod, "__version__", "") or getattr(
@@ -34,35 +152,43 @@ def _cmd_check(_: argparse.Namespace) -> int:
 
 
 def _cmd_graph(ns: argparse.Namespace) -> int:
-    """Print the node graph and the command line of each node."""
-    for spec in fleet_sim_graph(FleetSimArgs(drones=ns.drones, scenario=ns.scenario)):
+    """Print the nodes `wm-agent sim` with these options would start: each with its topics and
+    its command line (quoted: it pastes into a shell)."""
+    from wm_agent.run import run_specs
+
+    graph = _graph_args(ns).resolved()
+    out = Path(ns.out or "runs/sim-<date>-<time>")
+    for spec in run_specs(graph, out, ns.duration, ns.faults):
+        t = topics_of(spec)
         print(f"{spec.name}: {spec.description}")
-        print("   " + " ".join(command_for(spec)))
+        for label, names in (("publishes", t.publishes), ("subscribes", t.subscribes),
+                             ("serves", t.services), ("calls", t.clients)):
+            if names:
+                print(f"  {label + ':':<12}{', '.join(names)}")
+        print("  " + shlex.join(command_for(spec)))
     return 0
 
 
 def _cmd_sim(ns: argparse.Namespace) -> int:
     """Run the simulated fleet graph for --duration sim seconds and write the run folder."""
-    from pathlib import Path
-
     from wm_agent.run import RunOptions, print_summary, run_fleet
 
-    graph = FleetSimArgs(
-        drones=ns.drones, scenario=ns.scenario, seed=ns.seed, mode=ns.mode, fidelity=ns.fidelity,
-        backend=ns.backend, model=ns.model, task_rate_per_min=ns.task_rate,
-    )
-    out = Path(ns.out) if ns.out else Path("runs") / time.strftime("sim-%Y%m%d-%H%M%S")
-    opts = RunOptions(graph=graph, duration_s=ns.duration, out=out, faults=ns.faults,
-                      domain_id=ns.domain_id, report=not ns.no_report, progress=not ns.no_progress)
+    out = _out(ns)
+    opts = RunOptions(graph=_graph_args(ns), duration_s=ns.duration, out=out, faults=ns.faults,
+                      domain_id=ns.domain_id, report=not ns.no_report, progress=not ns.no_progress,
+                      animation_interval_s=ns.animation_interval)
     metrics = run_fleet(opts)
+    verdict = metrics["verdict"]
+    if metrics["sim_time_s"] <= 0 and metrics["failures"]:    # a node refused to start
+        name, failure = next(iter(metrics["failures"].items()))
+        print(f"wm-agent sim: error: {name}: {one_line(failure['why'])}", file=sys.stderr)
+        return int(verdict["exit_code"])
     print_summary(metrics, out.resolve())
-    if metrics["failed_nodes"]:
-        print(f"[wm-agent] node(s) exited early: {', '.join(metrics['failed_nodes'])}; "
-              f"see {out / 'logs'}", file=sys.stderr)
-    forced = [r["name"] for r in metrics["node_stops"] if r["forced"]]
-    if forced:
-        print(f"[wm-agent] node(s) needed SIGTERM/SIGKILL to stop: {', '.join(forced)}", file=sys.stderr)
-    return 1 if metrics["failed_nodes"] or forced else 0
+    if verdict["valid"]:
+        print(verdict["summary"])
+    else:
+        print(f"wm-agent sim: {one_line(verdict['summary'])}", file=sys.stderr)
+    return int(verdict["exit_code"])
 
 
 def _cmd_replay(ns: argparse.Namespace) -> int:
@@ -76,24 +202,38 @@ def _cmd_replay(ns: argparse.Namespace) -> int:
 PASSTHROUGH = {
     "collect": ("wm_agent.world_model.collect", "collect_main",
                 "fly the sim with a scripted policy and write a world-model dataset"),
-    "train": ("wm_agent.world_model.train", "train_main", "train the world model on a dataset"),
+    "train": ("wm_agent.world_model.train", "train_main",
+              f"train the world model on a dataset (into {TRAINED_MODEL} unless --out)"),
     "export": ("wm_agent.world_model.export", "export_main",
-               "export a trained world model to ONNX (with a roundtrip check)"),
+               f"export a trained world model to ONNX with a roundtrip check ({TRAINED_MODEL} "
+               "unless --model)"),
     "eval": ("wm_agent.evaluation.bag_eval", "eval_main",
              "evaluate a recorded bag: world-model k-step error vs constant velocity, offline "
              "re-planning, planner latency, tasks, collisions; writes report.md, metrics.json, plots"),
     "eval-model": ("wm_agent.world_model.evaluate", "evaluate_main",
-                   "k-step prediction error of a world model vs baselines on held-out data"),
+                   "k-step prediction error of a world model vs baselines on held-out data "
+                   f"({TRAINED_MODEL} unless --model)"),
 }
+
+
+def passthrough_argv(name: str, argv: Sequence[str]) -> list[str]:
+    """`argv` with the CLI's default output / model folder (:data:`PASSTHROUGH_DEFAULTS`) added
+    when the user named none (and asked for no help)."""
+    args = list(argv)
+    flag, default = PASSTHROUGH_DEFAULTS.get(name, ("", ""))
+    given = any(a == flag or a.startswith(flag + "=") for a in args)
+    if flag and not given and not {"-h", "--help"} & set(args):
+        args += [flag, default]
+    return args
 
 
 def _passthrough(name: str, argv: Sequence[str]) -> int:
     module, func, _ = PASSTHROUGH[name]
-    return int(getattr(importlib.import_module(module), func)(list(argv)))
+    return int(getattr(importlib.import_module(module), func)(passthrough_argv(name, argv)))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="wm-agent",
         description="World-model drone planning, fleet coordination and simulation for ROS 2.",
     )
@@ -102,44 +242,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "sim", help="run the simulated fleet graph (the main job)",
-        description="Bring up sim bridge, fleet planner, coordinator, task feeder and recorder as "
-        "ROS 2 nodes, run for --duration sim seconds and write a run folder (bag, metrics.json, "
-        "report.md with plots).",
+        description="Check the options, bring up sim bridge, fleet planner, coordinator, task "
+        "feeder, monitor and recorder as ROS 2 nodes, run for --duration sim seconds and write a "
+        "run folder (bag, metrics.json, report.md with plots and an animation). Exit status: 0 a "
+        "valid run, 1 an invalid one (the last line says why), 2 a mistake in the options, 128+n "
+        "interrupted by signal n.",
     )
-    p.add_argument("--drones", type=int, default=50, help="number of drones (default 50)")
-    p.add_argument("--duration", type=float, default=60.0, help="sim time to run [s] (default 60)")
-    p.add_argument("--scenario", default="warehouse", help="scenario name or YAML path")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument(
-        "--mode", choices=("realtime", "fast", "lockstep"), default="realtime",
-        help="sim clock mode (default realtime)",
-    )
-    p.add_argument(
-        "--fidelity", choices=("auto", "motor", "fleet"), default="auto",
-        help="physics fidelity: motor (PyBullet), fleet (vectorised), auto by drone count",
-    )
-    p.add_argument(
-        "--backend", choices=("onnxruntime", "torch", "tensorrt", "classical"), default="onnxruntime",
-        help="fleet planner backend (default onnxruntime; classical = PID baseline)",
-    )
-    p.add_argument("--model", default="", help="planning world-model folder (default: the shipped wm_plan)")
-    p.add_argument("--task-rate", type=float, default=None,
-                   help="task arrivals per minute (default: the scenario's; 0 = no tasks)")
-    p.add_argument("--faults", action="store_true",
-                   help="inject a drone dropout, a planner stall and a coordinator kill+restart")
-    p.add_argument("--out", default="", help="run folder (default runs/sim-<date>-<time>)")
+    add_run_arguments(p)
     p.add_argument("--no-report", action="store_true", help="skip the report (metrics.json only)")
+    p.add_argument("--animation-interval", type=_number(float, 0.0), default=None,
+                   help="sim seconds between the report's animation frames (default 0.5, longer "
+                   "for runs over 2 minutes: at most 240 frames; 0 = no animation)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID for the graph")
     p.set_defaults(func=_cmd_sim)
 
     p = sub.add_parser("replay", help="replay a recorded bag (rosbag2 MCAP or sqlite3) with /clock")
     add_replay_arguments(p)
     p.set_defaults(func=_cmd_replay)
 
-    p = sub.add_parser("graph", help="print the node graph and each node's command line")
-    p.add_argument("--drones", type=int, default=50)
-    p.add_argument("--scenario", default="warehouse")
+    p = sub.add_parser(
+        "graph", help="print the nodes `wm-agent sim` starts: topics and command lines",
+        description="Print every node `wm-agent sim` would start with the same options: what it "
+        "publishes, subscribes to, serves and calls, and its command line (quoted, it pastes into "
+        "a shell).")
+    add_run_arguments(p)
     p.set_defaults(func=_cmd_graph)
 
     p = sub.add_parser("check", help="check that every dependency imports")
@@ -149,6 +275,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def options_markdown(parser: argparse.ArgumentParser, command: str) -> str:
+    """The Markdown table of a subcommand's options (README's table is this; a test checks)."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    rows = ["| option | meaning |", "| --- | --- |"]
+    for action in sub.choices[command]._actions:
+        if not action.option_strings or "--help" in action.option_strings:
+            continue
+        name = action.option_strings[-1]
+        if action.nargs != 0:
+            name += f" {action.metavar or action.dest.upper()}"
+        rows.append(f"| `{name}` | {(action.help or '').replace('|', '/')} |")
+    return "\n".join(rows)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = list(sys.argv[1:] if argv is None else argv)
@@ -156,13 +296,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return _passthrough(args[0], args[1:])
         except WmAgentError as exc:
-            print(f"wm-agent {args[0]}: error: {exc}", file=sys.stderr)
+            print(f"wm-agent {args[0]}: error: {one_line(str(exc))}", file=sys.stderr)
             return 2
     ns = parser.parse_args(args)
     try:
         return int(ns.func(ns))
     except WmAgentError as exc:
-        print(f"wm-agent: error: {exc}", file=sys.stderr)
+        print(f"wm-agent {ns.command}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
 
 

@@ -7,8 +7,9 @@ files and remappings never drift apart. Pure Python: no rclpy, no launch import.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -74,19 +75,47 @@ class NodeSpec:
 
 
 def _yaml_scalar(value: ParamValue) -> str:
-    """Encode a parameter value for ``-p name:=value`` (ROS parses it as YAML)."""
+    """Encode a parameter value for ``-p name:=value`` (ROS parses it as YAML); the empty
+    string as ``""`` (quoted for a shell as ``'name:=""'``, readable)."""
+    if value == "":
+        return '""'
     text = yaml.safe_dump(value, default_flow_style=True, width=1 << 20)
     return text.removesuffix("\n...\n").strip()
+
+
+DEFAULT_ODOM_DRONES = 16
+"""Drones (ids below this) that get per-drone topics from the sim bridge: /drone_<id>/odom, their
+TF on /tf and /drone_<id>/cmd_vel (the bridge's ``odom_max_drones``; ``wm-agent sim
+--odom-drones``, launch ``odom_drones:=``). The fleet topics carry every drone whatever this is;
+per-drone messages cost a Python message per drone and state, so a large fleet keeps it small."""
+
+AUTO_MOTOR_MAX_DRONES = 100
+"""``fidelity auto``: motor (PyBullet) up to this many drones, else fleet (the sim bridge's
+``auto_motor_max_drones``)."""
+
+
+def resolve_fidelity(fidelity: str, drones: int, motor_max: int = AUTO_MOTOR_MAX_DRONES) -> str:
+    """The physics fidelity a run uses: ``auto`` becomes motor or fleet by drone count."""
+    if fidelity != "auto":
+        return fidelity
+    return "motor" if drones <= motor_max else "fleet"
+
+
+GRAPH_MODES = ("realtime", "lockstep")
+"""Clock modes of the fleet graph. The sim bridge's ``fast`` mode (step as fast as the CPU
+allows, waiting for nobody) is not one: in a closed loop the sim outran the planner (7 of ~240
+plan steps answered, drones colliding). ``lockstep`` is the fast closed loop: every period waits
+for the planner's command, so a run goes as fast as the planner answers, and deterministically."""
 
 
 @dataclass(frozen=True)
 class FleetSimArgs:
     """Arguments of the simulated fleet graph (`wm-agent sim`, fleet_sim.launch.py)."""
 
-    drones: int = 50
+    drones: int = 0                   # 0 = the scenario's
     scenario: str = "warehouse"
     seed: int = 0
-    mode: str = "realtime"            # realtime | fast | lockstep
+    mode: str = "realtime"            # realtime | lockstep (GRAPH_MODES)
     fidelity: str = "auto"            # auto | motor | fleet
     record: str = ""                  # bag folder to record the run into ("" = no recorder)
     backend: str = "onnxruntime"      # planner backend: onnxruntime | torch | tensorrt | classical
@@ -94,44 +123,64 @@ class FleetSimArgs:
     ledger: str = ""                  # coordinator ledger ("" = $ROS_HOME/wm_agent/ledger.sqlite)
     task_rate_per_min: float | None = None  # task arrivals per minute (None = the scenario's, 0 = none)
     watchers: int = 0                 # fleet-state subscribers outside the graph that must see t = 0
+    odom_drones: int = DEFAULT_ODOM_DRONES  # per-drone odom / TF / cmd_vel for ids below this
 
     def __post_init__(self) -> None:
         if self.watchers < 0:
             raise ConfigError(f"watchers must be >= 0, got {self.watchers}")
-        if self.drones < 1:
-            raise ConfigError(f"drones must be >= 1, got {self.drones}")
-        if self.mode not in ("realtime", "fast", "lockstep"):
-            raise ConfigError(f"mode must be realtime, fast or lockstep, got {self.mode!r}")
+        if self.drones < 0:
+            raise ConfigError(f"drones must be >= 1 (or 0: the scenario's), got {self.drones}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        if self.odom_drones < 0:
+            raise ConfigError(f"odom_drones must be >= 0, got {self.odom_drones}")
+        if self.mode == "fast":
+            raise ConfigError(
+                "mode fast was removed: the sim outran the planner (most states unanswered, drones "
+                "colliding); use lockstep, which runs as fast as the planner answers every state")
+        if self.mode not in GRAPH_MODES:
+            raise ConfigError(f"mode must be realtime or lockstep, got {self.mode!r}")
         if self.fidelity not in ("auto", "motor", "fleet"):
             raise ConfigError(f"fidelity must be auto, motor or fleet, got {self.fidelity!r}")
-        if self.task_rate_per_min is not None and not self.task_rate_per_min >= 0:
-            raise ConfigError(f"task_rate_per_min must be >= 0, got {self.task_rate_per_min}")
+        rate = self.task_rate_per_min
+        if rate is not None and not (math.isfinite(rate) and rate >= 0):
+            raise ConfigError(f"task_rate_per_min must be a finite number >= 0, got {rate}")
         if self.backend not in ("onnxruntime", "torch", "tensorrt", "classical"):
             raise ConfigError(
                 f"backend must be onnxruntime, torch, tensorrt or classical, got {self.backend!r}"
             )
 
 
-def _scenario_task_rate(scenario: str) -> float:
-    """The scenario's task arrival rate [1/min] (read lazily: the graph stays light to import)."""
-    from wm_agent.sim.scenario import load_scenario
+    def resolved(self) -> FleetSimArgs:
+        """These arguments as the run uses them: the scenario's defaults filled in (drone count,
+        task rate; the scenario validated for that fleet, ConfigError names the file and the
+        field) and ``fidelity auto`` decided (:func:`resolve_fidelity`)."""
+        if not self.drones or self.task_rate_per_min is None:
+            from wm_agent.sim.scenario import load_scenario  # lazily: the graph stays light
 
-    return float(load_scenario(scenario).task_rate_per_min)
+            sc = load_scenario(self.scenario, drones=self.drones or None)
+            rate = self.task_rate_per_min
+            return replace(self, drones=sc.drones,
+                           task_rate_per_min=float(sc.task_rate_per_min) if rate is None else rate
+                           ).resolved()
+        return replace(self, fidelity=resolve_fidelity(self.fidelity, self.drones))
 
 
 def fleet_sim_graph(args: FleetSimArgs) -> list[NodeSpec]:
     """The whole simulated graph: sim bridge (the hardware), fleet planner, coordinator, a
-    monitor, and a recorder when asked."""
+    monitor, and a recorder when asked. Scenario defaults are filled in first
+    (:meth:`FleetSimArgs.resolved`)."""
+    args = args.resolved()
+    task_rate = float(args.task_rate_per_min or 0.0)
     sim: dict[str, ParamValue] = {
         "scenario": args.scenario,
         "drones": args.drones,
         "seed": args.seed,
         "mode": args.mode,
         "fidelity": args.fidelity,
+        "odom_max_drones": args.odom_drones,
     }
     lockstep = args.mode == "lockstep"
-    task_rate = (_scenario_task_rate(args.scenario) if args.task_rate_per_min is None
-                 else float(args.task_rate_per_min))
     if lockstep:
         sim["lockstep_min_commanders"] = args.drones  # wait for the fleet planner before step 1
     # hold t = 0 until planner, coordinator, monitor (the recorder, watchers) have subscribed
@@ -189,6 +238,73 @@ def fleet_sim_graph(args: FleetSimArgs) -> list[NodeSpec]:
             parameters={"output": args.record, "use_sim_time": True, "time_source": "ros"},
         ))
     return specs
+
+
+@dataclass(frozen=True)
+class NodeTopics:
+    """What a node of the fleet graph offers and takes (``wm-agent graph`` prints it; a run's
+    metrics.json holds the live graph's, and tests/test_sim_run.py compares the two)."""
+
+    publishes: tuple[str, ...] = ()
+    subscribes: tuple[str, ...] = ()
+    services: tuple[str, ...] = ()
+    clients: tuple[str, ...] = ()
+
+
+#: A per-drone topic in NODE_TOPICS: ``/drone_<id>/odom`` for every id below the bridge's
+#: ``odom_max_drones`` (and below the fleet size).
+PER_DRONE = "/drone_<id>/"
+#: The recorder's subscriptions: whatever of wm_agent.bags.recording.PROJECT_TOPICS has a publisher.
+RECORDED = "<every project topic with a publisher>"
+
+NODE_TOPICS: Mapping[str, NodeTopics] = {
+    "sim_bridge": NodeTopics(
+        publishes=(topics.CLOCK, topics.FLEET_STATE, topics.FLEET_EVENTS, topics.FLEET_MARKERS,
+                   topics.WORLD_MARKERS, topics.TF, PER_DRONE + "odom"),
+        subscribes=(topics.FLEET_COMMAND, PER_DRONE + "cmd_vel"),
+        clients=(topics.REGISTER_DRONE,)),
+    "fleet_planner": NodeTopics(
+        publishes=(topics.FLEET_COMMAND, topics.PLANNER_STATUS),
+        subscribes=(topics.FLEET_STATE, topics.FLEET_ASSIGNMENTS)),
+    "fleet_coordinator": NodeTopics(
+        publishes=(topics.FLEET_ASSIGNMENTS, topics.FLEET_METRICS, topics.TASK_STATUS,
+                   topics.TASK_BULK_ACK),
+        subscribes=(topics.FLEET_STATE, topics.TASK_BULK),
+        services=(topics.REGISTER_DRONE, topics.SUBMIT_TASK, topics.CANCEL_TASK)),
+    "fleet_monitor": NodeTopics(
+        subscribes=(topics.FLEET_STATE, topics.FLEET_EVENTS, topics.FLEET_METRICS)),
+    "task_feeder": NodeTopics(publishes=(topics.TASK_BULK,), subscribes=(topics.TASK_BULK_ACK,)),
+    "recorder": NodeTopics(subscribes=(RECORDED,)),
+}
+"""Topics and services of the fleet graph's executables (besides /rosout, /parameter_events and
+each node's parameter services; a node with ``use_sim_time`` also subscribes to /clock)."""
+
+
+def topics_of(spec: NodeSpec, expand: bool = False) -> NodeTopics:
+    """The topics of one node of the fleet graph as its parameters make them: /clock for sim
+    time; per-drone topics as ``/drone_<id>/odom (id < 16)``, or every one (``expand``)."""
+    base = NODE_TOPICS[spec.executable]
+    drones = spec.parameters.get("drones", 0)
+    limit = spec.parameters.get("odom_max_drones", DEFAULT_ODOM_DRONES)
+    n = limit if isinstance(limit, int) else DEFAULT_ODOM_DRONES
+    if isinstance(drones, int) and drones > 0:
+        n = min(n, drones)
+
+    def per_drone(names: tuple[str, ...]) -> tuple[str, ...]:
+        out: list[str] = []
+        for name in names:
+            if not name.startswith(PER_DRONE):
+                out.append(name)
+            elif expand:
+                out += [name.replace("<id>", str(i)) for i in range(n)]
+            elif n:
+                out.append(f"{name} (id < {n})")
+        return tuple(out)
+
+    subs = per_drone(base.subscribes)
+    if spec.parameters.get("use_sim_time") is True and base.subscribes != (RECORDED,):
+        subs = (*subs, topics.CLOCK)
+    return NodeTopics(per_drone(base.publishes), subs, base.services, base.clients)
 
 
 @dataclass(frozen=True)

@@ -31,3 +31,19 @@ def _load() -> tuple[ModuleType, ModuleType]:
 def require_interfaces() -> tuple[ModuleType, ModuleType]:
     """Return the (msg, srv) modules of wm_agent_msgs or raise SetupError naming the fix."""
     return _load()
+
+
+TF2_HINT = (
+    "tf2_msgs (the /tf message type) is not installed. In a plain venv run `make setup`: it "
+    "builds the vendored vendor/tf2_msgs into the venv (PyPI has no tf2_msgs wheel); on a robot "
+    "install ros-$ROS_DISTRO-tf2-msgs"
+)
+
+
+def require_tf2_msgs() -> ModuleType:
+    """The ``tf2_msgs.msg`` module (TFMessage) or SetupError naming the fix."""
+    try:
+        import tf2_msgs.msg as tf2_module
+    except ImportError as exc:
+        raise SetupError(f"{TF2_HINT} (import failed: {exc})") from None
+    return tf2_module

@@ -1,13 +1,20 @@
 """Start a node graph as processes without launch_ros (plain venv), and stop it cleanly.
 
-Each NodeSpec becomes ``python -m <module> --ros-args ...``. Stopping sends SIGINT to every
-node, waits up to `stop_timeout_s`, then SIGTERM, then SIGKILL; the result says which were
-forced. No rclpy import: this is process supervision only.
+Each NodeSpec becomes ``python -m <module> --ros-args ...`` (:func:`command_for`), started
+through this module's ``__main__`` (:func:`child_main`), which ties the node's life to its
+parent's: each node runs in a process group of its own (a Ctrl-C in the terminal reaches only the
+parent, which stops the graph in order) and gets SIGTERM from the kernel when the parent dies for
+any reason — SIGKILL, a crash, a closed terminal (Linux ``PR_SET_PDEATHSIG``) — so no node
+outlives the run. Stopping sends SIGINT to every node, waits up to `stop_timeout_s`, then
+SIGTERM, then SIGKILL; the result says which were forced. No rclpy import: this is process
+supervision only.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -35,10 +42,38 @@ class StopReport:
     forced: bool          # needed SIGTERM/SIGKILL
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
 def command_for(spec: NodeSpec, config_dir: Path | None = None) -> list[str]:
-    """The command line that runs `spec` with this interpreter."""
+    """The command line that runs `spec` with this interpreter (what ``wm-agent graph`` prints)."""
     cfg = config_dir if config_dir is not None else share_dir() / "config"
     return [sys.executable, "-m", spec.module, *spec.ros_args(cfg)]
+
+
+def tied_command(command: Sequence[str], parent_pid: int | None = None) -> list[str]:
+    """``command`` (``python -m MODULE ARGS``) run through :func:`child_main`, so that it gets
+    SIGTERM when the process `parent_pid` (default: this one) dies."""
+    python, flag, module, *rest = command
+    if flag != "-m":
+        raise ValueError(f"expected `python -m MODULE ...`, got {list(command)[:3]}")
+    pid = os.getpid() if parent_pid is None else parent_pid
+    return [python, "-m", "wm_agent.launcher", str(pid), module, *rest]
+
+
+def child_main(argv: Sequence[str]) -> None:
+    """``python -m wm_agent.launcher PARENT_PID MODULE ARGS...``: ask the kernel for SIGTERM when
+    the parent dies (Linux; elsewhere the process group alone remains), exit at once if it is
+    already gone, then run MODULE as ``__main__`` with ARGS."""
+    parent, module, *rest = argv
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != int(parent):  # the parent died before the request: nobody will stop us
+        raise SystemExit(f"{module}: parent process {parent} is gone; not starting")
+    sys.argv = [module, *rest]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
 
 
 class GraphProcess:
@@ -72,7 +107,7 @@ class GraphProcess:
             self._logs.append(log)
             out = log
         return subprocess.Popen(
-            command_for(spec),
+            tied_command(command_for(spec)),
             env=self.env,
             stdout=out,
             stderr=subprocess.STDOUT if out is not None else None,
@@ -150,3 +185,7 @@ def ros_env(domain_id: int | None = None, base: Iterable[tuple[str, str]] | None
     if domain_id is not None:
         env["ROS_DOMAIN_ID"] = str(domain_id)
     return env
+
+
+if __name__ == "__main__":
+    child_main(sys.argv[1:])

@@ -69,3 +69,12 @@ CLOCK = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.VOLATILE,
 )
+
+#: /tf (tf2_msgs/TFMessage): as tf2_ros' TransformBroadcaster offers it (DynamicBroadcasterQoS:
+#: reliable, volatile, depth 100), so RViz, Foxglove and tf2 listeners match it.
+TF = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=100,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)

@@ -26,6 +26,7 @@ REGISTER_DRONE = "/fleet/register"        # wm_agent_msgs/srv/RegisterDrone
 CLOCK = "/clock"                          # rosgraph_msgs/Clock
 WORLD_MARKERS = "/world/markers"          # visualization_msgs/MarkerArray: the scenario's map (latched)
 FLEET_MARKERS = "/fleet/markers"          # visualization_msgs/MarkerArray: the fleet, one SPHERE_LIST
+TF = "/tf"                                # tf2_msgs/TFMessage: map -> drone_<id>/base_link
 
 MAP_FRAME = "map"
 ODOM_FRAME = "odom"

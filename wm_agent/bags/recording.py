@@ -38,6 +38,7 @@ PROJECT_TOPICS: tuple[str, ...] = (
     topics.CLOCK,
     topics.WORLD_MARKERS,
     topics.FLEET_MARKERS,
+    topics.TF,
     "/drone_*/odom",
     "/drone_*/cmd_vel",
     "/drone_*/goal",

@@ -113,7 +113,7 @@ def describe_missing(bag: BagReader) -> str:
         f"bag {bag.path} has no usable state topic: looked for {names.FLEET_STATE} "
         "(wm_agent_msgs/msg/FleetState) or /drone_<id>/odom (nav_msgs/msg/Odometry), with commands on "
         f"{names.FLEET_COMMAND} or /drone_<id>/cmd_vel; it holds {have}. Record with "
-        "`wm-agent sim --record DIR` or `recorder` (docs/BAGS.md)"
+        "`wm-agent sim` (its run folder's bag/) or the `recorder` node (docs/BAGS.md)"
     )
 
 

@@ -208,10 +208,11 @@ def evaluate_bag(bag_path: str | Path, out: str | Path | None = None, config: Ev
     return EvalResult(run, metrics, files)
 
 
-def report_bag(bag_path: str | Path, out: str | Path, scenario: str | None = None) -> ReportFiles:
-    """The run report of a recorded run without the model (e.g. a ``wm-agent sim --record`` run
-    folder): trajectories, tasks, planner latency, substitutions, collisions. Warns
-    (BagTruncatedWarning) like :func:`evaluate_bag`; raises BagError when nothing is usable."""
+def read_run(bag_path: str | Path, scenario: str | None = None) -> tuple[RunData, Any | None]:
+    """The recorded run of a bag without the model (e.g. a ``wm-agent sim`` run folder's
+    ``bag/``) and its scenario (None for ``none``): trajectories, tasks, planner latency,
+    substitutions, events. Warns (BagTruncatedWarning) like :func:`evaluate_bag`; raises
+    BagError when nothing is usable."""
     bag = open_bag(bag_path)
     data = read_bag(bag)
     for line in data.damage:
@@ -220,6 +221,12 @@ def report_bag(bag_path: str | Path, out: str | Path, scenario: str | None = Non
     sc = _scenario(bag, scenario, data, run)
     run.scenario = sc.name if sc is not None else NO_SCENARIO
     run.replay = False
+    return run, sc
+
+
+def report_bag(bag_path: str | Path, out: str | Path, scenario: str | None = None) -> ReportFiles:
+    """The run report of a recorded run without the model (:func:`read_run`, then the report)."""
+    run, sc = read_run(bag_path, scenario)
     return write_report(run, out, sc)
 
 

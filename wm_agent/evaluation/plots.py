@@ -42,9 +42,10 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def draw_map(ax: Any, scenario: Any, ids: NDArray[np.int64] | None = None) -> None:
-    """Shelves (filled), walls (dark), geofence (dashed), stations (labelled), top-down [m]; the
-    home pads of drones `ids` (drone i starts on pad i; None: every pad)."""
+def draw_map(ax: Any, scenario: Any, ids: NDArray[np.int64] | None = None, labels: bool = True) -> None:
+    """Shelves (filled), walls (dark), geofence (dashed), stations (labelled unless not
+    `labels`: a name on a white box beside the marker), top-down [m]; the home pads of drones
+    `ids` (drone i starts on pad i; None: every pad)."""
     layers = ((scenario.shelves, "#d9c9a3", "#8c7a55"), (scenario.walls, "#444444", "none"))
     for boxes, face, edge in layers:       # one collection per layer: 10^3 boxes draw in milliseconds
         b = np.asarray(boxes).reshape(-1, 2, 3)
@@ -64,8 +65,12 @@ def draw_map(ax: Any, scenario: Any, ids: NDArray[np.int64] | None = None) -> No
         for i, (name, pos) in enumerate(stations.items()):
             ax.scatter([pos[0]], [pos[1]], s=40, marker=marker, c=colour, zorder=4,
                        label=f"{kind} stations" if i == 0 else None)
-            ax.annotate(name, (pos[0], pos[1]), xytext=(3, 3), textcoords="offset points",
-                        fontsize=6, color=colour, zorder=5)
+            if labels:  # inward, towards the floor's middle, on a white box: readable over paths
+                inward = -1 if pos[0] > np.asarray(scenario.world_size)[0] / 2 else 1
+                ax.annotate(name, (pos[0], pos[1]), xytext=(6 * inward, 4), textcoords="offset points",
+                            ha="left" if inward > 0 else "right", fontsize=8, color=colour, zorder=7,
+                            bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.85,
+                                  "edgecolor": "none"})
     size = np.asarray(scenario.world_size)
     ax.set_xlim(-0.5, size[0] + 0.5)
     ax.set_ylim(-0.5, size[1] + 0.5)
@@ -86,8 +91,12 @@ def plot_trajectories(path: Path, traj: Trajectories, scenario: Any | None,
                                      linewidths=1.0 if n <= 50 else 0.5,
                                      alpha=0.9 if n <= 20 else max(0.15, 20.0 / n), zorder=3))
     first = np.array([_first_finite(traj.position[:, j]) for j in range(n)]).reshape(-1, 3)
+    last = np.array([_first_finite(traj.position[::-1, j]) for j in range(n)]).reshape(-1, 3)
     ax.scatter(first[:, 0], first[:, 1], s=8 if n <= 50 else 1, c="black", marker="o", zorder=4,
                label="start")
+    ax.scatter(last[:, 0], last[:, 1], s=18 if n <= 50 else 2, facecolors="none",
+               edgecolors=[f"C{j % 10}" for j in range(n)], marker="s", linewidths=1.0, zorder=5,
+               label="end")
     if events is not None and not events.empty:
         col = events.collisions()
         p = np.asarray(events.position)[col]
@@ -98,7 +107,7 @@ def plot_trajectories(path: Path, traj: Trajectories, scenario: Any | None,
     ax.set_xlabel("x [m] (east)")
     ax.set_ylabel("y [m] (north)")
     ax.set_title(f"Top-down trajectories, {n} drones")
-    ax.legend(loc="upper right", fontsize=7, framealpha=0.8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0.0)
     return _save(fig, path)
 
 
@@ -140,8 +149,9 @@ def plot_tasks(path: Path, tasks: TaskTransitions, duration_s: float) -> Path:
     return _save(fig, path)
 
 
-def plot_latency(path: Path, planner: PlannerStats) -> Path:
-    """Histogram of the planner latency with p50/p95/p99 lines."""
+def plot_latency(path: Path, planner: PlannerStats, budget_ms: float | None = None) -> Path:
+    """Histogram of the planner latency with p50/p95/p99 lines and, given `budget_ms`, the plan
+    period every plan must fit in (red)."""
     fig = _figure()
     ax = fig.add_subplot(1, 1, 1)
     lat = np.asarray(planner.latency_ms, np.float64)
@@ -150,6 +160,10 @@ def plot_latency(path: Path, planner: PlannerStats) -> Path:
     for q, style in ((50, "-"), (95, "--"), (99, ":")):
         v = float(np.percentile(lat, q))
         ax.axvline(v, color="black", linestyle=style, linewidth=1, label=f"p{q} {v:.2f} ms")
+    if budget_ms is not None:
+        over = int((lat > budget_ms).sum())
+        ax.axvline(budget_ms, color="#c0392b", linewidth=2,
+                   label=f"plan period {budget_ms:.1f} ms ({over} over)")
     ax.set_xlabel("plan latency [ms]")
     ax.set_ylabel("planning steps")
     ax.set_title(f"Planner latency ({lat.size} steps)")
@@ -158,17 +172,21 @@ def plot_latency(path: Path, planner: PlannerStats) -> Path:
 
 
 def plot_substitutions(path: Path, planner: PlannerStats) -> Path:
-    """Cumulative safety-filter substitutions per SUB_* kind over time."""
+    """Safety-filter substitutions per SUB_* kind as a fraction of the planned commands so far
+    (cumulative substitutions / cumulative drones planned), over time."""
     fig = _figure()
     ax = fig.add_subplot(1, 1, 1)
     subs = np.nan_to_num(np.asarray(planner.substitutions, np.float64)).reshape(-1, len(SUB_NAMES))
     t = np.asarray(planner.t, np.float64)
+    planned = np.cumsum(np.maximum(np.asarray(planner.batch_size, np.float64), 0.0))
     for i, name in enumerate(SUB_NAMES):
         c = np.cumsum(subs[:, i])
-        ax.step(t, c, where="post", label=f"{name} ({int(c[-1]) if c.size else 0})")
+        share = 100.0 * c / np.maximum(planned, 1.0)
+        total = 100.0 * c[-1] / max(planned[-1], 1.0) if c.size else 0.0
+        ax.step(t, share, where="post", label=f"{name} ({int(c[-1]) if c.size else 0}, {total:.2f} %)")
     ax.set_xlabel("time [s]")
-    ax.set_ylabel("substitutions (cumulative)")
-    ax.set_title("Safety-filter substitutions")
+    ax.set_ylabel("% of planned commands (cumulative)")
+    ax.set_title(f"Safety-filter substitutions ({int(planned[-1]) if planned.size else 0} commands planned)")
     ax.legend()
     ax.grid(alpha=0.3)
     return _save(fig, path)

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from wm_agent.errors import ConfigError
 from wm_agent.evaluation import plots
 from wm_agent.evaluation.run_data import (
@@ -26,6 +28,7 @@ from wm_agent.evaluation.run_data import (
     RunData,
     summarise,
 )
+from wm_agent.world_model.spaces import WM_DT
 
 __all__ = ["ReportFiles", "render_markdown", "write_report"]
 
@@ -36,7 +39,13 @@ PLOTS = {
     "latency": ("planner_latency.png", "Planner latency"),
     "substitutions": ("substitutions.png", "Safety-filter substitutions"),
     "prediction": ("prediction_error.png", "k-step prediction error"),
+    "animation": ("fleet.gif", "The fleet over the warehouse"),
 }
+
+PLAN_PERIOD_MS = WM_DT * 1e3
+"""The planners' period (one world-model step, 1/12 s): the budget line of the latency plot."""
+MAX_EVENT_ROWS = 30
+"""Collisions listed in report.md at most (all are in the bag and counted)."""
 
 
 #: Section name → what it needs, as the Markdown names it.
@@ -47,6 +56,7 @@ SECTION_TEXT = {
     "substitutions": "safety-filter substitutions (`/fleet/planner_status`)",
     "prediction": "k-step prediction error (states with velocity commands)",
     "events": "collisions and events (`/fleet/events`)",
+    "animation": "animation (`/fleet/state` or `/drone_<id>/odom`)",
     "replan": "offline re-planning (states with velocity commands)",
 }
 
@@ -60,26 +70,40 @@ class ReportFiles(NamedTuple):
     missing: tuple[str, ...]          # sections without data
 
 
-def _plot_jobs(run: RunData, scenario: Any | None) -> dict[str, Callable[[Path], Path] | None]:
-    """Section → a function writing its PNG, or None when the run has no data for it."""
+def _plot_jobs(run: RunData, scenario: Any | None, animation_interval_s: float | None
+               ) -> dict[str, Callable[[Path], Path] | None]:
+    """Section → a function writing its file, or None when the run has no data for it."""
+    from wm_agent.evaluation.animation import write_animation
+
     tr, tasks, pl, ev, pred = run.trajectories, run.tasks, run.planner, run.events, run.prediction
+    moving = tr is not None and not tr.empty and tr.t.size > 1
     return {
         "trajectories": (None if tr is None or tr.empty
                          else lambda p: plots.plot_trajectories(p, tr, scenario, ev)),
+        "animation": (None if not moving or tr is None or animation_interval_s == 0
+                      else lambda p: write_animation(p, tr, scenario, ev, animation_interval_s).path),
         "tasks": (None if tasks is None or tasks.empty
                   else lambda p: plots.plot_tasks(p, tasks, run.duration_s)),
-        "latency": None if pl is None or pl.empty else lambda p: plots.plot_latency(p, pl),
+        "latency": None if pl is None or pl.empty else lambda p: plots.plot_latency(p, pl, PLAN_PERIOD_MS),
         "substitutions": None if pl is None or pl.empty else lambda p: plots.plot_substitutions(p, pl),
         "prediction": None if pred is None or pred.windows == 0 else lambda p: plots.plot_prediction(p, pred),
     }
 
 
-def write_report(run: RunData, folder: str | Path, scenario: Any | None = None) -> ReportFiles:
-    """Write the plots, ``report.md`` and ``metrics.json`` of `run` into `folder` (created).
+def write_report(run: RunData, folder: str | Path, scenario: Any | None = None, *,
+                 run_info: dict[str, Any] | None = None,
+                 animation_interval_s: float | None = None) -> ReportFiles:
+    """Write the plots, the animation, ``report.md`` and ``metrics.json`` of `run` into
+    `folder` (created).
 
     Args:
         run: the run's arrays. folder: output folder. scenario: a :class:`wm_agent.sim.Scenario`
             for the map under the trajectories (None: paths only).
+        run_info: what a live run adds (``wm-agent sim``'s metrics: its options as used,
+            verdict, real-time factor, latency, tasks, faults); shown first, kept in
+            metrics.json under ``run``.
+        animation_interval_s: sim time between animation frames (None: the default of
+            :func:`wm_agent.evaluation.animation.default_interval`; 0: no animation).
 
     Raises:
         ConfigError: the folder cannot be created or written.
@@ -91,7 +115,7 @@ def write_report(run: RunData, folder: str | Path, scenario: Any | None = None) 
         raise ConfigError(f"report: cannot create {out}: {exc}") from None
     written: dict[str, Path] = {}
     missing: list[str] = []
-    for name, job in _plot_jobs(run, scenario).items():
+    for name, job in _plot_jobs(run, scenario, animation_interval_s).items():
         if job is None:
             missing.append(name)
         else:
@@ -103,9 +127,13 @@ def write_report(run: RunData, folder: str | Path, scenario: Any | None = None) 
             missing.append("replan")
     else:                              # a live run has no prediction / re-planning sections
         missing.remove("prediction")
+    if animation_interval_s == 0:
+        missing.remove("animation")
     metrics = summarise(run)
     metrics["plots"] = {k: v.name for k, v in written.items()}
     metrics["sections_without_data"] = missing
+    if run_info is not None:
+        metrics["run"] = run_info
     md = out / "report.md"
     js = out / "metrics.json"
     try:
@@ -147,6 +175,8 @@ def render_markdown(run: RunData, m: dict[str, Any], written: dict[str, Path],
         t = m["trajectories"]
         lines.append(f"* drones: {t['drones']}, {t['samples']} samples, "
                      f"{_fmt(t['distance_m_total'], 1)} m flown in total")
+    if m.get("run"):
+        lines += _md_run(m["run"])
     if run.warnings:
         lines += ["", "## Warnings", ""] + [f"* **{w}**" for w in run.warnings]
     if run.notes:
@@ -156,12 +186,16 @@ def render_markdown(run: RunData, m: dict[str, Any], written: dict[str, Path],
         return [f"![{PLOTS[name][1]}]({written[name].name})", ""] if name in written else []
 
     lines += ["", "## Trajectories", "", *image("trajectories")]
+    if "animation" in written:
+        lines += ["## Animation", "", *image("animation"), _animation_caption(written["animation"]), ""]
     if m["collisions"] is not None:
         lines.append(f"Collisions (FleetEvent COLLISION): **{m['collisions']}**.")
         other = {k: v for k, v in (m["events"] or {}).items() if v and k != "collision"}
         if other:
             lines.append("Other events: " + ", ".join(f"{k} {v}" for k, v in other.items()) + ".")
-        lines.append("")
+        lines += ["", *_md_collisions(run)]
+    if m.get("run") and m["run"].get("faults"):
+        lines += _md_faults(m["run"]["faults"])
     if m["tasks"]:
         t = m["tasks"]
         lines += [
@@ -174,12 +208,18 @@ def render_markdown(run: RunData, m: dict[str, Any], written: dict[str, Path],
         lat, subs = m["planner"]["latency_ms"], m["planner"]["substitutions_total"]
         lines += [
             "## Planner", "", *image("latency"),
-            "| steps | mean [ms] | p50 [ms] | p95 [ms] | p99 [ms] | max [ms] |", "|---|---|---|---|---|---|",
+            "| steps | mean [ms] | p50 [ms] | p95 [ms] | p99 [ms] | max [ms] | plan period [ms] |",
+            "|---|---|---|---|---|---|---|",
             f"| {m['planner']['steps']} | {_fmt(lat['mean'], 2)} | {_fmt(lat['p50'], 2)} | "
-            f"{_fmt(lat['p95'], 2)} | {_fmt(lat['p99'], 2)} | {_fmt(lat['max'], 2)} |", ""]
+            f"{_fmt(lat['p95'], 2)} | {_fmt(lat['p99'], 2)} | {_fmt(lat['max'], 2)} | "
+            f"{PLAN_PERIOD_MS:.1f} |", ""]
+        planned = int(np.nansum(np.asarray(run.planner.batch_size, np.float64))) if run.planner else 0
         lines += [
-            *image("substitutions"), "| " + " | ".join(SUB_NAMES) + " |", "|---" * len(SUB_NAMES) + "|",
-            "| " + " | ".join(str(subs[n]) for n in SUB_NAMES) + " |", ""]
+            *image("substitutions"),
+            f"Of {planned} planned drone commands (share in brackets):", "",
+            "| " + " | ".join(SUB_NAMES) + " |", "|---" * len(SUB_NAMES) + "|",
+            "| " + " | ".join(f"{subs[n]} ({100.0 * subs[n] / max(planned, 1):.2f} %)" for n in SUB_NAMES)
+            + " |", ""]
     if m["prediction"]:
         lines += ["## World-model prediction error", "", *image("prediction"), *_md_prediction(m), ""]
     if m["replan"]:
@@ -203,3 +243,96 @@ def render_markdown(run: RunData, m: dict[str, Any], written: dict[str, Path],
                   "No data in this run (topic not recorded, or empty) for: "
                   + ", ".join(f"{SECTION_TEXT[s]}" for s in missing) + ".", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _animation_caption(path: Path) -> str:
+    """Frames, sim time per frame and size of the GIF (read back from the file)."""
+    from PIL import Image
+
+    from wm_agent.evaluation.animation import FRAME_MS
+
+    with Image.open(path) as gif:
+        frames, (w, h) = getattr(gif, "n_frames", 1), gif.size
+    return (f"{frames} frames ({w} × {h} px, {path.stat().st_size / 1e6:.1f} MB), played at "
+            f"{1000 / FRAME_MS:g} frames/s; open `{path.name}` for the full-size GIF.")
+
+
+def _md_run(r: dict[str, Any]) -> list[str]:
+    """The live run's section: verdict, options as used, speed, latency, tasks."""
+    o = r.get("options") or {}
+    v = r.get("verdict") or {}
+    lat = r.get("state_to_command_latency_ms") or {}
+    t = r.get("tasks") or {}
+    lines = ["", "## Run", ""]
+    if v:
+        lines += [f"**{v.get('summary', '')}**", ""]
+        lines += [f"* {p}" for p in v.get("problems", [])] + ([""] if v.get("problems") else [])
+    rows = [("scenario", o.get("scenario")), ("drones", o.get("drones")), ("seed", o.get("seed")),
+            ("mode", o.get("mode")), ("fidelity", o.get("fidelity")), ("backend", o.get("backend")),
+            ("model", f"`{o['model']}`" if o.get("model") else "— (classical)"),
+            ("task rate [1/min]", o.get("task_rate_per_min")), ("faults", o.get("faults")),
+            ("duration [sim s]", o.get("duration_s")), ("ROS domain", o.get("domain_id")),
+            ("per-drone odom / TF", f"ids < {o['odom_drones']}" if "odom_drones" in o else None),
+            ("sim time reached [s]", _fmt(r.get("sim_time_s"), 2)),
+            ("wall time [s]", _fmt(r.get("wall_time_s"), 1)),
+            ("real-time factor (while stepping)", _fmt(r.get("real_time_factor"), 2)),
+            ("state → command latency p50 / p99 [ms]",
+             f"{_fmt(lat.get('p50'), 1)} / {_fmt(lat.get('p99'), 1)} ({lat.get('samples', 0)} samples)"),
+            ("planner answered", _answered(r.get("planner_answered"))),
+            ("tasks submitted / accepted / delivered",
+             f"{t.get('submitted', '—')} / {t.get('accepted', '—')} / {t.get('delivered', '—')}"),
+            ("delivered fraction (of accepted)", _fmt(r.get("delivered_fraction"), 3)),
+            ("exactly once", t.get("exactly_once"))]
+    lines += ["| | |", "|---|---|"] + [f"| {k} | {_fmt(v)} |" for k, v in rows if v is not None]
+    return lines
+
+
+def _answered(a: dict[str, Any] | None) -> str | None:
+    if not a or not a.get("states"):
+        return None
+    return f"{a['answered']} of {a['states']} fleet states ({100.0 * a['fraction']:.1f} %)"
+
+
+def _md_collisions(run: RunData) -> list[str]:
+    """Where and when each collision happened (the first :data:`MAX_EVENT_ROWS`)."""
+    ev = run.events
+    if ev is None or ev.empty or not ev.collisions().any():
+        return []
+    rows = np.flatnonzero(ev.collisions())
+    t, d, o = np.asarray(ev.t), np.asarray(ev.drone), np.asarray(ev.other)
+    pos = np.asarray(ev.position, np.float64).reshape(-1, 3)
+    lines = ["| t [s] | drone | with | x [m] | y [m] | z [m] |", "|---|---|---|---|---|---|"]
+    for k in rows[:MAX_EVENT_ROWS]:
+        other = f"drone {int(o[k])}" if int(o[k]) >= 0 else "obstacle / floor"
+        lines.append(f"| {t[k]:.2f} | {int(d[k])} | {other} | {pos[k, 0]:.2f} | {pos[k, 1]:.2f} | "
+                     f"{pos[k, 2]:.2f} |")
+    if rows.size > MAX_EVENT_ROWS:
+        lines.append(f"| … {rows.size - MAX_EVENT_ROWS} more | | | | | |")
+    return [*lines, ""]
+
+
+def _md_faults(f: dict[str, Any]) -> list[str]:
+    """The injected faults and what followed, as a timeline (sim seconds, reactions in s)."""
+    plan = f.get("plan") or {}
+    lines = ["## Faults", "", "| fault | injected [sim s] | what followed |", "|---|---|---|"]
+    d = f.get("dropout")
+    if d:
+        lines.append(f"| radio dropout of drone {d['drone']} | {plan.get('dropout_start_s', 0):.1f} – "
+                     f"{plan.get('dropout_start_s', 0) + plan.get('dropout_s', 0):.1f} | marked lost after "
+                     f"{_fmt(d.get('marked_lost_after_s'), 2)} s; its task re-queued after "
+                     f"{_fmt(d.get('task_requeued_after_s'), 2)} s, re-assigned after "
+                     f"{_fmt(d.get('task_reassigned_after_s'), 2)} s |")
+    s = f.get("planner_stall")
+    if s:
+        lines.append(f"| fleet planner stalled (SIGSTOP) for {s['stall_s']:g} s | "
+                     f"{_fmt(s.get('stopped_sim_s'), 1)} – {_fmt(s.get('resumed_sim_s'), 1)} | "
+                     f"failsafe hold after {_fmt(s.get('failsafe_hold_after_s'), 2)} s "
+                     f"({s.get('drones_held')} drones held); recovered "
+                     f"{_fmt(s.get('recovered_after_resume_s'), 2)} s after resuming |")
+    c = f.get("coordinator_restart")
+    if c:
+        lines.append(f"| coordinator killed (SIGKILL), restarted | {_fmt(c.get('killed_sim_s'), 1)} | "
+                     f"down {_fmt(c.get('down_s'), 2)} s (wall); first assignments "
+                     f"{_fmt(c.get('first_assignments_after_restart_s'), 2)} s and metrics "
+                     f"{_fmt(c.get('first_metrics_after_restart_s'), 2)} s after the restart |")
+    return [*lines, ""]

@@ -1,7 +1,9 @@
 """sim_bridge: the simulated drone fleet, looking like hardware over ROS 2.
 
-Publishes /clock, the batched fleet state, per-drone nav_msgs/Odometry for the first
-`odom_max_drones` drones, and fleet events; takes the batched fleet command and per-drone
+Publishes /clock, the batched fleet state, fleet events, and for the drones with ids below
+`odom_max_drones` (DEFAULT_ODOM_DRONES; `wm-agent sim --odom-drones`, launch `odom_drones:=`)
+per-drone nav_msgs/Odometry and their TF (`map` -> `drone_<id>/base_link` on /tf, one
+tf2_msgs/TFMessage per fleet state); takes the batched fleet command and per-drone
 geometry_msgs/TwistStamped cmd_vel. The physics, controller, failsafe and collisions are the
 pure core in wm_agent.sim; this node converts messages once and steps the core.
 
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from geometry_msgs.msg import Point, TwistStamped
+from geometry_msgs.msg import Point, TransformStamped, TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from rclpy.serialization import serialize_message
@@ -33,7 +35,8 @@ from wm_agent.conversions import (
     time_msg,
 )
 from wm_agent.errors import ConfigError, MessageError
-from wm_agent.interfaces import require_interfaces
+from wm_agent.graph import AUTO_MOTOR_MAX_DRONES, DEFAULT_ODOM_DRONES, resolve_fidelity
+from wm_agent.interfaces import require_interfaces, require_tf2_msgs
 from wm_agent.nodes.common import declare_config, run_node
 from wm_agent.sim.command_buffer import CommandBuffer, CommandMode
 from wm_agent.sim.radio import RadioDropout
@@ -57,13 +60,19 @@ class SimBridgeConfig:
     mode: str = field(default="realtime", metadata={"description": "realtime | fast | lockstep"})
     fidelity: str = field(default="auto", metadata={"description": "motor | fleet | auto"})
     auto_motor_max_drones: int = field(
-        default=100, metadata={"description": "auto fidelity: motor up to this many drones, else fleet"}
+        default=AUTO_MOTOR_MAX_DRONES,
+        metadata={"description": "auto fidelity: motor up to this many drones, else fleet"}
     )
     state_rate_hz: float = field(
         default=0.0, metadata={"description": "fleet-state rate in sim time [Hz] (0 = scenario's)"}
     )
     odom_max_drones: int = field(
-        default=16, metadata={"description": "publish /drone_<id>/odom and take cmd_vel for ids below this"}
+        default=DEFAULT_ODOM_DRONES,
+        metadata={"description": "per-drone topics for ids below this: /drone_<id>/odom, its TF "
+                  "(map -> drone_<id>/base_link on /tf) and /drone_<id>/cmd_vel (0 = none)"}
+    )
+    publish_tf: bool = field(
+        default=True, metadata={"description": "publish /tf for the drones with odometry"}
     )
     lockstep_timeout_s: float = field(
         default=0.5, metadata={"description": "lockstep: wall time to wait for late commanders [s]"}
@@ -122,9 +131,7 @@ class SimBridge(Node):
         self.msgs, _ = require_interfaces()
         self.cfg = declare_config(self, SimBridgeConfig)
         scenario = load_scenario(self.cfg.scenario, drones=self.cfg.drones or None)
-        fidelity = self.cfg.fidelity
-        if fidelity == "auto":
-            fidelity = "motor" if scenario.drones <= self.cfg.auto_motor_max_drones else "fleet"
+        fidelity = resolve_fidelity(self.cfg.fidelity, scenario.drones, self.cfg.auto_motor_max_drones)
         self.sim = make_simulator(scenario, fidelity=fidelity)
         self.sim.reset(self.cfg.seed)
         self.radio = RadioDropout(self.cfg.dropout_drone, self.cfg.dropout_start_s,
@@ -147,6 +154,9 @@ class SimBridge(Node):
         self.odom_pubs = [
             self.create_publisher(Odometry, topics.drone_odom(i), qos.STATE) for i in self.odom_ids
         ]
+        self.tf_pub: Any = None
+        if self.cfg.publish_tf and self.odom_ids:
+            self.tf_pub = self.create_publisher(require_tf2_msgs().TFMessage, topics.TF, qos.TF)
         self.create_subscription(
             self.msgs.FleetCommand, topics.FLEET_COMMAND, self.on_fleet_command, qos.COMMAND_SUB
         )
@@ -321,6 +331,8 @@ class SimBridge(Node):
         self.state_pub.publish(msg)
         if self.odom_pubs:
             self.publish_odometry(s)
+        if self.tf_pub is not None:
+            self.publish_tf(s)
 
     def publish_odometry(self, s: Any) -> None:
         ids = self.odom_ids
@@ -342,6 +354,25 @@ class SimBridge(Node):
             lin.x, lin.y, lin.z = map(float, body_vel[j])
             ang.x, ang.y, ang.z = map(float, w)
             self.odom_pubs[j].publish(m)
+
+    def publish_tf(self, s: Any) -> None:
+        """One TFMessage: ``map`` -> ``drone_<id>/base_link`` of every drone with odometry whose
+        radio is up (what the drone itself would broadcast), stamped with the state's time."""
+        ids = np.asarray(self.odom_ids)
+        up = self.radio.up(ids, s.time)
+        stamp = time_msg(s.time)
+        msg = self.tf_pub.msg_type()
+        for i in ids[up].tolist():
+            t = TransformStamped()
+            t.header.stamp = stamp
+            t.header.frame_id = self.cfg.frame_id
+            t.child_frame_id = f"drone_{i}/{topics.BASE_FRAME}"
+            tr, r = t.transform.translation, t.transform.rotation
+            tr.x, tr.y, tr.z = map(float, s.pos[i])
+            r.x, r.y, r.z, r.w = map(float, s.quat[i])
+            msg.transforms.append(t)
+        if msg.transforms:
+            self.tf_pub.publish(msg)
 
     def publish_events(self, events: list[Any]) -> None:
         out = self.msgs.FleetEvents()

@@ -31,6 +31,17 @@ class Observed:
     metrics_walls: list[float] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
     lost_by_wall: list[tuple[float, int]] = field(default_factory=list)       # (wall t, lost drones)
+    clock_first: tuple[float, float] | None = None   # (wall t, sim t) of the first /clock after 0
+    clock_last: tuple[float, float] | None = None    # ... and of the latest
+
+    @property
+    def real_time_factor(self) -> float | None:
+        """Sim seconds per wall second while the sim ran (from the first /clock after t = 0 to
+        the last one): start-up and shut-down do not count."""
+        if self.clock_first is None or self.clock_last is None:
+            return None
+        wall = self.clock_last[0] - self.clock_first[0]
+        return (self.clock_last[1] - self.clock_first[1]) / wall if wall > 0 else None
 
 
 class RunSupervisor(Node):
@@ -51,6 +62,11 @@ class RunSupervisor(Node):
 
     def on_clock(self, msg: Clock) -> None:
         self.seen.sim_time = msg.clock.sec + msg.clock.nanosec * 1e-9
+        if self.seen.sim_time > 0:
+            now = (time.monotonic(), self.seen.sim_time)
+            self.seen.clock_last = now
+            if self.seen.clock_first is None:
+                self.seen.clock_first = now
 
     def on_metrics(self, msg: Any) -> None:
         now = time.monotonic()
@@ -81,3 +97,31 @@ class RunSupervisor(Node):
         t0 = self._state_wall.pop(int(msg.step) - 1, None)
         if t0 is not None:
             self.seen.latencies_ms.append((time.monotonic() - t0) * 1e3)
+
+
+#: Topics every rclpy node has; left out of :func:`graph_of`.
+STANDARD_TOPICS = frozenset({"/rosout", "/parameter_events"})
+
+
+def graph_of(node: Node, names: list[str]) -> dict[str, dict[str, list[str]] | None]:
+    """The live graph of the nodes `names` (in namespace /) as `node` sees it: name →
+    ``{"publishes", "subscribes", "services", "clients"}`` (sorted topic / service names, without
+    /rosout, /parameter_events and each node's parameter services), None for a node not seen."""
+    out: dict[str, dict[str, list[str]] | None] = {}
+    for name in names:
+        try:
+            pubs = node.get_publisher_names_and_types_by_node(name, "/")
+            subs = node.get_subscriber_names_and_types_by_node(name, "/")
+            srvs = node.get_service_names_and_types_by_node(name, "/")
+            clis = node.get_client_names_and_types_by_node(name, "/")
+        except Exception:  # NodeNameNonExistentError: the node is gone or never came up
+            out[name] = None
+            continue
+        own = f"/{name}/"
+        out[name] = {
+            "publishes": sorted(t for t, _ in pubs if t not in STANDARD_TOPICS),
+            "subscribes": sorted(t for t, _ in subs if t not in STANDARD_TOPICS),
+            "services": sorted(t for t, _ in srvs if not t.startswith(own)),
+            "clients": sorted(t for t, _ in clis if not t.startswith(own)),
+        }
+    return out
