@@ -79,13 +79,15 @@ def _mode(text: str) -> str:
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """The options of a run (`wm-agent sim`; `wm-agent graph` takes the same)."""
-    p.add_argument("--drones", type=_number(int, 1), default=None,
+    p.add_argument("--drones", type=_number(int, 1), default=None, metavar="N",
                    help="number of drones (default: the scenario's `drones`, 50 in warehouse)")
     p.add_argument("--duration", type=_number(float, 0.0, MAX_DURATION_S, low_open=True), default=60.0,
+                   metavar="SECONDS",
                    help="sim time to run [s] (default 60, at most a day)")
-    p.add_argument("--scenario", default="warehouse",
+    p.add_argument("--scenario", default="warehouse", metavar="NAME_OR_YAML",
                    help="scenario name (sim/scenarios/NAME.yaml) or YAML path (default warehouse)")
-    p.add_argument("--seed", type=_number(int, 0), default=0, help="random seed, >= 0 (default 0)")
+    p.add_argument("--seed", type=_number(int, 0), default=0, metavar="N",
+                   help="random seed, >= 0 (default 0)")
     p.add_argument("--mode", type=_mode, default="realtime", metavar="{" + ",".join(GRAPH_MODES) + "}",
                    help="sim clock: realtime (sim time follows the wall clock) or lockstep (every "
                    "control period waits for the planner: as fast as it answers, deterministic) "
@@ -96,19 +98,19 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=("onnxruntime", "torch", "tensorrt", "classical"),
                    default="onnxruntime",
                    help="fleet planner backend (default onnxruntime; classical = PID baseline)")
-    p.add_argument("--model", default="",
+    p.add_argument("--model", default="", metavar="FOLDER",
                    help="planning world-model folder (default: the shipped models/wm_plan)")
-    p.add_argument("--task-rate", type=_number(float, 0.0), default=None,
+    p.add_argument("--task-rate", type=_number(float, 0.0), default=None, metavar="PER_MIN",
                    help="task arrivals per minute (default: the scenario's; 0 = no tasks)")
-    p.add_argument("--odom-drones", type=_number(int, 0), default=DEFAULT_ODOM_DRONES,
+    p.add_argument("--odom-drones", type=_number(int, 0), default=DEFAULT_ODOM_DRONES, metavar="N",
                    help="drones with ids below this get /drone_<id>/odom, TF on /tf and "
                    f"/drone_<id>/cmd_vel (default {DEFAULT_ODOM_DRONES}; 0 = none)")
     p.add_argument("--faults", action="store_true",
                    help="inject a drone dropout, a planner stall and a coordinator kill+restart "
                    "(needs --duration >= 20)")
-    p.add_argument("--out", default="",
+    p.add_argument("--out", default="", metavar="FOLDER",
                    help="run folder, new or empty (default runs/sim-<date>-<time>)")
-    p.add_argument("--domain-id", type=_number(int, 0, MAX_DOMAIN_ID), default=None,
+    p.add_argument("--domain-id", type=_number(int, 0, MAX_DOMAIN_ID), default=None, metavar="ID",
                    help="ROS_DOMAIN_ID of the run (default: $ROS_DOMAIN_ID, else 0); refused when "
                    "another graph runs there")
 
@@ -250,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_run_arguments(p)
     p.add_argument("--no-report", action="store_true", help="skip the report (metrics.json only)")
-    p.add_argument("--animation-interval", type=_number(float, 0.0), default=None,
+    p.add_argument("--animation-interval", type=_number(float, 0.0), default=None, metavar="SECONDS",
                    help="sim seconds between the report's animation frames (default 0.5, longer "
                    "for runs over 2 minutes: at most 240 frames; 0 = no animation)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -284,7 +286,8 @@ def options_markdown(parser: argparse.ArgumentParser, command: str) -> str:
             continue
         name = action.option_strings[-1]
         if action.nargs != 0:
-            name += f" {action.metavar or action.dest.upper()}"
+            choices = "{" + ",".join(map(str, action.choices)) + "}" if action.choices else ""
+            name += f" {action.metavar or choices or action.dest.upper()}"
         rows.append(f"| `{name}` | {(action.help or '').replace('|', '/')} |")
     return "\n".join(rows)
 

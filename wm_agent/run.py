@@ -463,7 +463,7 @@ def verdict(m: dict[str, Any], duration_s: float) -> dict[str, Any]:
         problems.append("the bag holds no fleet state")
     if m["recorder_lost"]:
         total = sum(m["recorder_lost"].values())
-        shown = ", ".join(f"{n} {t}" for t, n in list(m["recorder_lost"].items())[:4])
+        shown = ", ".join(f"{t} {n}" for t, n in list(m["recorder_lost"].items())[:4])
         problems.append(f"the recorder lost {total} message(s) ({shown}"
                         f"{', …' if len(m['recorder_lost']) > 4 else ''})")
     problems += [f"the bag is damaged: {w}" for w in m["bag_warnings"]]

@@ -1,0 +1,109 @@
+"""A run is valid or says it is not (issue #14): the verdict of `wm-agent sim` from what the bag
+recorded — the planner's answers to the fleet states, the recorder's losses, an interruption, a
+node that exited — and the exit status it sets. Pure: synthetic bags and metrics, no nodes."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from wm_agent.bags import BagWriter
+from wm_agent.evaluation.synthetic import Serializer
+from wm_agent.run import MIN_ANSWERED, node_failure, planner_answered, recorder_losses, verdict
+
+
+def write_bag(path: Path, steps: list[int], answered: list[int], lost: dict[str, int] | None = None) -> Path:
+    """A bag with FleetStates of `steps` (24 Hz) and FleetCommands answering `answered`."""
+    ser, ids = Serializer(), np.arange(2)
+    custom = {f"wm_agent.lost.{t}": str(n) for t, n in (lost or {}).items()}
+    with BagWriter(path, custom_data=custom) as w:
+        w.add_topic("/fleet/state", "wm_agent_msgs/msg/FleetState")
+        w.add_topic("/fleet/cmd", "wm_agent_msgs/msg/FleetCommand")
+        for k in steps:
+            t = k / 24.0
+            w.write("/fleet/state", ser.fleet_state(t, ids, np.ones((2, 3)), np.zeros((2, 3)),
+                                                    np.tile([0.0, 0.0, 0.0, 1.0], (2, 1)),
+                                                    np.zeros((2, 3)), np.zeros(2), step=k), int(t * 1e9))
+            if k in answered:
+                w.write("/fleet/cmd", ser.fleet_command(t, ids, np.zeros((2, 3)), step=k + 1),
+                        int(t * 1e9) + 1000)
+    return path
+
+
+def metrics(**kw: Any) -> dict[str, Any]:
+    m: dict[str, Any] = {"sim_time_s": 20.0, "failures": {}, "node_stops": [], "stopped_by": None,
+                         "planner_answered": {"states": 100, "answered": 100, "fraction": 1.0},
+                         "recorder_lost": {}, "bag_warnings": [], "failed_nodes": []}
+    m.update(kw)
+    return m
+
+
+def test_a_planner_that_answers_every_state_makes_a_valid_run(tmp_path: Path) -> None:
+    bag = write_bag(tmp_path / "ok", list(range(100)), list(range(100)))
+    a = planner_answered(bag)
+    assert a == {"states": 99, "answered": 99, "fraction": 1.0}, "the last state does not count"
+    v = verdict(metrics(planner_answered=a), 20.0)
+    assert v["valid"] and v["exit_code"] == 0 and v["summary"] == "valid run: 20.0 s of sim time"
+
+
+def test_a_planner_that_answered_too_few_states_makes_the_run_invalid(tmp_path: Path) -> None:
+    """What fast mode did: 7 of ~240 plan steps answered, and it still exited 0."""
+    bag = write_bag(tmp_path / "fast", list(range(240)), list(range(0, 240, 30)))
+    a = planner_answered(bag)
+    assert a["answered"] == 8 and a["states"] == 239
+    v = verdict(metrics(planner_answered=a), 20.0)
+    assert v["exit_code"] == 1 and not v["valid"]
+    assert v["summary"] == (f"invalid run: the planner answered 8 of 239 fleet states (3 %, a valid "
+                            f"run needs {100 * MIN_ANSWERED:.0f} %)")
+
+
+def test_states_before_the_first_recorded_command_and_in_a_stall_do_not_count(tmp_path: Path) -> None:
+    # the recorder subscribes to /fleet/cmd a few steps late; steps 50..59 are an injected stall
+    answered = [k for k in range(5, 100) if not 50 <= k < 60]
+    bag = write_bag(tmp_path / "stall", list(range(100)), answered)
+    a = planner_answered(bag, exclude=(49.5 / 24.0, 59.5 / 24.0))
+    assert a == {"states": 84, "answered": 84, "fraction": 1.0}
+    whole = planner_answered(bag)
+    assert (whole["answered"], whole["states"]) == (84, 94), "the stall counts without exclude"
+
+
+def test_recorder_losses_make_the_run_invalid(tmp_path: Path) -> None:
+    bag = write_bag(tmp_path / "lost", list(range(10)), list(range(10)),
+                    lost={"/clock": 587, "/fleet/state": 0, "/drone_0/odom": 65})
+    lost = recorder_losses(bag)
+    assert lost == {"/clock": 587, "/drone_0/odom": 65}
+    v = verdict(metrics(recorder_lost=lost), 20.0)
+    assert v["exit_code"] == 1
+    assert v["summary"] == "invalid run: the recorder lost 652 message(s) (/clock 587, /drone_0/odom 65)"
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_an_interrupted_run_exits_non_zero_and_says_where(sig: str) -> None:
+    v = verdict(metrics(stopped_by=sig, sim_time_s=5.71), 120.0)
+    assert v["exit_code"] == 128 + int(getattr(signal, sig)) and not v["valid"]
+    assert v["summary"] == f"interrupted by {sig} at 5.7 / 120 s of sim time: the run is incomplete"
+
+
+def test_a_node_that_refused_its_configuration_before_the_start_is_a_usage_error() -> None:
+    failure = {"sim_bridge": {"exit": 2, "why": "x.yaml: batteries: unknown key"}}
+    v = verdict(metrics(sim_time_s=0.0, failures=failure, planner_answered=None), 60.0)
+    assert v["exit_code"] == 2
+    assert v["summary"] == ("the run did not start: sim_bridge exited (status 2): x.yaml: batteries: "
+                            "unknown key")
+    crash = {"fleet_planner": {"exit": -11, "why": "Segmentation fault"}}
+    assert verdict(metrics(failures=crash), 60.0)["exit_code"] == 1
+
+
+def test_node_failure_reads_the_fatal_line_or_the_exception(tmp_path: Path) -> None:
+    log = tmp_path / "sim_bridge.log"
+    log.write_text("[INFO] [1.0] [sim_bridge]: starting\n[fatal] x.yaml: batteries: unknown key; "
+                   "allowed keys are ['name']\n")
+    assert node_failure(log) == "x.yaml: batteries: unknown key; allowed keys are ['name']"
+    log.write_text('Traceback (most recent call last):\n  File "a.py", line 1, in <module>\n'
+                   "    f()\nValueError: expected non-negative integer\n")
+    assert node_failure(log) == f"ValueError: expected non-negative integer (traceback in {log})"
+    assert node_failure(tmp_path / "none.log") == f"no log at {tmp_path / 'none.log'}"
