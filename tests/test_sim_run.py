@@ -85,7 +85,8 @@ def test_tf_and_markers_decode_from_the_bag_with_an_independent_reader(tmp_path:
     """mcap_ros2 decodes with the schemas the bag carries: /tf holds map -> drone_<id>/base_link
     of every drone with odometry at the FleetState's pose; the latched warehouse and the fleet
     markers are there; the live graph is the one `wm-agent graph` prints."""
-    from mcap_ros2.reader import read_ros2_messages
+    from mcap.reader import make_reader
+    from mcap_ros2.decoder import DecoderFactory
 
     m = run(tmp_path, "tf", drones=3, duration=4.0, report=False, task_rate=0.0)
     assert m["verdict"]["valid"], m["verdict"]
@@ -93,8 +94,11 @@ def test_tf_and_markers_decode_from_the_bag_with_an_independent_reader(tmp_path:
     states: dict[int, np.ndarray] = {}
     markers: dict[str, list[object]] = {"/world/markers": [], "/fleet/markers": []}
     for f in sorted((tmp_path / "tf" / "bag").glob("*.mcap")):
-        for msg in read_ros2_messages(str(f), topics=["/tf", "/fleet/state", *markers]):
-            topic, ros = msg.channel.topic, msg.ros_msg
+        with f.open("rb") as stream:
+            decoded = list(make_reader(stream, decoder_factories=[DecoderFactory()]).iter_decoded_messages(
+                topics=["/tf", "/fleet/state", *markers]))
+        for _schema, channel, _message, ros in decoded:
+            topic = channel.topic
             if topic == "/tf":
                 t = ros.transforms[0].header.stamp
                 tf[t.sec * 10**9 + t.nanosec] = {

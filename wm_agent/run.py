@@ -432,7 +432,7 @@ def _metrics(opts: RunOptions, seen: Any, reports: list[StopReport], wall_total:
         "recorded": recorded,
     }
     metrics["verdict"] = verdict(metrics, opts.duration_s)
-    if opts.report and run is not None:
+    if opts.report and run is not None and sim_t > 0:  # a run that never started has nothing to show
         from wm_agent.evaluation.report import write_report
 
         info = {k: v for k, v in metrics.items() if k not in ("recorded", "graph", "node_stops")}
