@@ -30,8 +30,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from wm_agent.errors import WmAgentError
-from wm_agent.planning.mppi import Planner, PlannerConfig, stagger_step
+from wm_agent.planning.config import PlannerConfig
 from wm_agent.planning.pid import PidConfig, PidController
+from wm_agent.planning.planner import Planner, stagger_step
 from wm_agent.planning.safety import Envelope, SafetyConfig, SafetyFilter
 from wm_agent.world_model.spaces import WM_DT, ObservationSpec, build_observations, min_clearance
 
@@ -158,9 +159,9 @@ def run_closed_loop(controller: str, config: EvalConfig, planner: Planner | None
 
     ``stagger`` = k: each world-model step only the drones with ``i % k == step % k`` are
     replanned; the others execute the next action of their shifted previous plan
-    (:func:`wm_agent.planning.mppi.stagger_step`)."""
+    (:func:`wm_agent.planning.planner.stagger_step`)."""
     from wm_agent.sim import SimOptions, StatusFlag, load_scenario, make_simulator
-    from wm_agent.world_model.collect import Obstacles
+    from wm_agent.sim.scenario import Obstacles
 
     sc = load_scenario("warehouse", drones=config.drones)
     sim = make_simulator(sc, "fleet", options=SimOptions(accel_noise_std=config.accel_noise_std))
@@ -284,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
 def evaluate_main(argv: list[str] | None = None) -> int:
     """CLI. Returns 0 when the planner meets the targets (success ≥ PID, 0 collisions, shorter
     mean time to goal), 1 when it misses one, 2 on an error."""
-    from wm_agent.planning.export import PlannerOptions, open_planner
+    from wm_agent.inference import InferenceOptions
+    from wm_agent.planning.backends import open_planner
 
     ns = build_parser().parse_args(argv)
     cfg = EvalConfig(drones=ns.drones, seed=ns.seed, seconds=ns.seconds)
@@ -298,7 +300,7 @@ def evaluate_main(argv: list[str] | None = None) -> int:
         for space in spaces:
             pc = replace(EVAL_CONFIG, samples=ns.samples, elites=ns.elites or max(2, ns.samples // 8),
                          iterations=ns.iterations, action_space=space).with_scenario(sc)
-            planner = open_planner(ns.backend, ns.model, pc, PlannerOptions(threads=1, seed=ns.seed))
+            planner = open_planner(ns.backend, ns.model, pc, InferenceOptions(threads=1), seed=ns.seed)
             folder = ns.model or Path("models/wm_plan")
             try:
                 env = Envelope.from_card(folder)

@@ -31,9 +31,9 @@ from wm_agent.sim.dynamics import (
     ground_effect_gain,
     rotor_positions,
 )
+from wm_agent.sim.options import SimOptions
 from wm_agent.sim.rotations import quat_from_yaw, quat_to_matrix, yaw_of
 from wm_agent.sim.scenario import Scenario
-from wm_agent.sim.simulator import SimOptions
 
 _DRONE_GROUP, _FLOOR_GROUP = 1, 2
 

@@ -164,6 +164,39 @@ def _shelf_boxes(
     return arr, names
 
 
+@dataclass(frozen=True)
+class Obstacles:
+    """Obstacle geometry of a scenario as the observation builder wants it.
+
+    Attributes:
+        boxes_min, boxes_max: (M, 3) shelf and wall AABBs [m]. shelves: (S, 2, 3) shelf AABBs [m].
+        floor_z, ceiling_z: [m]. fence_min, fence_max: (3,) geofence [m].
+    """
+
+    boxes_min: NDArray[np.float64]
+    boxes_max: NDArray[np.float64]
+    shelves: NDArray[np.float64]
+    floor_z: float
+    ceiling_z: float
+    fence_min: NDArray[np.float64]
+    fence_max: NDArray[np.float64]
+
+    @classmethod
+    def from_scenario(cls, scenario: Scenario) -> Obstacles:
+        """From a scenario: shelves + walls as boxes, floor top, ceiling bottom, geofence."""
+        boxes = np.concatenate([np.asarray(scenario.shelves).reshape(-1, 2, 3),
+                                np.asarray(scenario.walls).reshape(-1, 2, 3)])
+        return cls(
+            boxes_min=boxes[:, 0].copy(),
+            boxes_max=boxes[:, 1].copy(),
+            shelves=np.asarray(scenario.shelves, np.float64).reshape(-1, 2, 3),
+            floor_z=float(scenario.floor[1, 2]),
+            ceiling_z=float(scenario.ceiling[0, 2]),
+            fence_min=np.asarray(scenario.geofence_min, np.float64),
+            fence_max=np.asarray(scenario.geofence_max, np.float64),
+        )
+
+
 def bay_grid(columns: int, rows: int, spacing: float) -> NDArray[np.float64]:
     """(columns·rows, 3) horizontal bay offsets [m] on a grid centred on the station.
 

@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from wm_agent.errors import ConfigError, WmAgentError
+from wm_agent.sim.scenario import Obstacles
 from wm_agent.world_model.dataset import FIELDS, TransitionDataset, new_meta
 from wm_agent.world_model.spaces import (
     WM_DT,
@@ -83,39 +84,6 @@ class CollectConfig:
                 f"collect: mode_probs: expected 5 non-negative numbers summing to 1 (for "
                 f"{', '.join(MODE_NAMES)}), got {self.mode_probs}"
             )
-
-
-@dataclass(frozen=True)
-class Obstacles:
-    """Obstacle geometry of a scenario as the observation builder wants it.
-
-    Attributes:
-        boxes_min, boxes_max: (M, 3) shelf and wall AABBs [m]. shelves: (S, 2, 3) shelf AABBs [m].
-        floor_z, ceiling_z: [m]. fence_min, fence_max: (3,) geofence [m].
-    """
-
-    boxes_min: NDArray[np.float64]
-    boxes_max: NDArray[np.float64]
-    shelves: NDArray[np.float64]
-    floor_z: float
-    ceiling_z: float
-    fence_min: NDArray[np.float64]
-    fence_max: NDArray[np.float64]
-
-    @classmethod
-    def from_scenario(cls, scenario: Any) -> Obstacles:
-        """From a :class:`wm_agent.sim.Scenario` (shelves + walls; floor 0, ceiling = world z)."""
-        boxes = np.concatenate([np.asarray(scenario.shelves).reshape(-1, 2, 3),
-                                np.asarray(scenario.walls).reshape(-1, 2, 3)])
-        return cls(
-            boxes_min=boxes[:, 0].copy(),
-            boxes_max=boxes[:, 1].copy(),
-            shelves=np.asarray(scenario.shelves, np.float64).reshape(-1, 2, 3),
-            floor_z=float(scenario.floor[1, 2]),
-            ceiling_z=float(scenario.ceiling[0, 2]),
-            fence_min=np.asarray(scenario.geofence_min, np.float64),
-            fence_max=np.asarray(scenario.geofence_max, np.float64),
-        )
 
 
 class ExplorationPolicy:
