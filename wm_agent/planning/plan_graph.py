@@ -427,7 +427,7 @@ class PlanGraph(nn.Module):
         return plan[:, 0], plan, cost, risk, clear
 
 
-def flops_per_plan(model: WorldModel, config: PlannerConfig, param_dim: int | None = None) -> float:
+def flops_per_plan(model: WorldModel, config: PlannerConfig) -> float:
     """Multiply-adds × 2 of the dense layers in one planning step for ONE drone (the GEMM work).
 
     Counts the encoder once, per iteration S·H transition-head + dynamics evaluations (plus the

@@ -149,7 +149,7 @@ class ExplorationPolicy:
         pts[:, 2] = self.rng.uniform(0.5, np.minimum(hi[:, 2] + 0.6, self.hi[2]))
         return np.clip(pts, self.lo, self.hi)
 
-    def _new_modes(self, idx: NDArray[np.int64], pos: NDArray[np.float64]) -> None:
+    def _new_modes(self, idx: NDArray[np.int64]) -> None:
         k = idx.size
         mode = self.rng.choice(5, size=k, p=np.asarray(self.config.mode_probs))
         self.mode[idx] = mode
@@ -215,7 +215,7 @@ class ExplorationPolicy:
         self.timer -= 1
         expired = np.flatnonzero(self.timer <= 0)
         if expired.size:
-            self._new_modes(expired, pos)
+            self._new_modes(expired)
         mode = self.mode
         # Neighbour pass: the goal follows the nearest other drone (N ≤ a few hundred here).
         nb = np.flatnonzero(mode == NEIGHBOUR_PASS)
