@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from wm_agent.errors import ConfigError
+from wm_agent.sim.scenario import Scenario
 
 ACTION_DIM = 4
 ACTION_SPACES = ("raw", "latent")
@@ -91,7 +92,7 @@ class PlannerConfig:
         """JSON-ready."""
         return asdict(self)
 
-    def with_scenario(self, scenario: Any) -> PlannerConfig:
+    def with_scenario(self, scenario: Scenario) -> PlannerConfig:
         """This config with the geofence of a :class:`wm_agent.sim.Scenario`."""
         return replace(
             self,

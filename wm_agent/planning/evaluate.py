@@ -34,6 +34,7 @@ from wm_agent.planning.config import PlannerConfig
 from wm_agent.planning.pid import PidConfig, PidController
 from wm_agent.planning.planner import Planner, stagger_step
 from wm_agent.planning.safety import Envelope, SafetyConfig, SafetyFilter
+from wm_agent.sim.scenario import Scenario
 from wm_agent.world_model.spaces import WM_DT, ObservationSpec, build_observations, min_clearance
 
 EVAL_CONFIG = PlannerConfig(samples=64, elites=8, iterations=3, horizon=8, action_space="raw")
@@ -65,7 +66,7 @@ class EvalConfig:
     accel_noise_std: float = 0.3
 
 
-def goals_for(scenario: Any, n: int, altitude: float) -> NDArray[np.float64]:
+def goals_for(scenario: Scenario, n: int, altitude: float) -> NDArray[np.float64]:
     """(n, 3) goals at the centres of the aisles between shelf rows, cycling over aisles and x."""
     shelves = np.asarray(scenario.shelves)
     rows = np.unique(np.round(shelves[:, 0, 1], 3))
@@ -77,7 +78,7 @@ def goals_for(scenario: Any, n: int, altitude: float) -> NDArray[np.float64]:
     return out
 
 
-def grid_route(scenario: Any, start: NDArray[np.float64], goal: NDArray[np.float64],
+def grid_route(scenario: Scenario, start: NDArray[np.float64], goal: NDArray[np.float64],
                clearance: float, cell: float) -> NDArray[np.float64]:
     """Shortest 8-connected path on the x/y grid with shelves inflated by ``clearance``; returns
     (P, 2) waypoints [m] from start to goal (Dijkstra; straight segments kept as grid points)."""

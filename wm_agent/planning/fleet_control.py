@@ -27,7 +27,7 @@ from wm_agent.planning.planner import Planner
 from wm_agent.planning.routes import NavGrid
 from wm_agent.planning.safety import SafetyFilter
 from wm_agent.sim.command_buffer import CommandMode
-from wm_agent.sim.scenario import Obstacles
+from wm_agent.sim.scenario import Obstacles, Scenario
 from wm_agent.world_model.spaces import NeighbourPool, build_observations
 
 PHASE_IDLE, PHASE_TO_PICKUP, PHASE_TO_DROPOFF, PHASE_TO_HOME = 0, 1, 2, 3
@@ -79,7 +79,7 @@ class FleetController:
     """Plans all flying drones of a fleet in one call; keeps warm starts per drone id (arrays
     by row of a sorted id table: no per-drone Python work)."""
 
-    def __init__(self, scenario: Any, planner: Planner | None, safety: SafetyFilter,
+    def __init__(self, scenario: Scenario, planner: Planner | None, safety: SafetyFilter,
                  config: FleetControlConfig | None = None, pid: PidConfig | None = None) -> None:
         self.config = config or FleetControlConfig()
         self.planner = planner
