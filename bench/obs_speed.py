@@ -25,8 +25,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from wm_agent.sim import load_scenario
+from wm_agent.sim.scenario import Obstacles
 from wm_agent.world_model import spaces
-from wm_agent.world_model.collect import Obstacles
 
 
 def best_ms(fn, reps: int) -> float:  # type: ignore[no-untyped-def]

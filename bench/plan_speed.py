@@ -6,7 +6,7 @@ For every available backend (torch eager beside it in the same run):
 
 * full configuration (256 samples × 4 iterations × 8 steps, raw and latent actions) at batch 1:
   p50/p99 latency [ms] of ``Planner.plan`` (noise drawing included);
-* the fleet configuration (:data:`wm_agent.planning.mppi.FLEET`: latent actions, 16 samples ×
+* the fleet configuration (:data:`wm_agent.planning.config.FLEET`: latent actions, 16 samples ×
   1 iteration × 8 steps, warm-started) at batch 1, 100, 1,000: time per call and drones per second;
 * FLOPs per plan (dense layers) and, at batch 1,000, the achieved FLOP rate as a fraction of
   this machine's GEMM rate for the same matrix sizes (torch.matmul on the same shapes, measured
@@ -24,8 +24,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from wm_agent.planning.export import PlannerOptions, build_graph, open_planner, plan_backend_status
-from wm_agent.planning.mppi import FLEET, Planner, PlannerConfig, describe_config, flops_per_plan
+from wm_agent.inference import InferenceOptions
+from wm_agent.planning.backends import open_planner, plan_backend_status
+from wm_agent.planning.config import FLEET, PlannerConfig, describe_config
+from wm_agent.planning.plan_graph import build_graph, flops_per_plan
+from wm_agent.planning.planner import Planner
 
 FULL = PlannerConfig(samples=256, elites=32, iterations=4, horizon=8, action_space="raw")
 FULL_LATENT = replace(FULL, action_space="latent")
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     backends = [b for b, why in status.items() if why == "available"]
     graph, _, _ = build_graph(ns.model, FULL)
     model = graph.model
-    opts = PlannerOptions(threads=ns.threads, cache=ns.cache)  # TensorRT profile: batch 1
+    opts = InferenceOptions(threads=ns.threads, cache=ns.cache, opt_batch=1)  # TensorRT: batch 1
     big = max(ns.batches)
     fleet_opts = replace(opts, opt_batch=big, max_batch=big)  # TensorRT: up to the largest batch
     rows: list[dict[str, Any]] = []

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from wm_agent.sim.scenario import Obstacles
 from wm_agent.world_model.artifacts import default_model_dir
-from wm_agent.world_model.collect import Obstacles
 from wm_agent.world_model.spaces import build_observations
 
 
@@ -40,7 +40,8 @@ def bench_observations(drones: list[int]) -> None:
 
 
 def bench_backends(folder: Path, batches: list[int]) -> None:
-    from wm_agent.world_model.runtime import available_backends, backend_status, open_runtime
+    from wm_agent.inference import available_backends, backend_status
+    from wm_agent.world_model.runtime import open_runtime
 
     for name, status in backend_status().items():
         if status != "available":

@@ -5,11 +5,11 @@ closes its bag cleanly on SIGTERM; `wm-agent replay` (replay_main) runs as a com
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -146,12 +146,16 @@ def test_recorder_process_closes_the_bag_on_sigterm(tmp_path: Path) -> None:
         cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
-        deadline = time.monotonic() + 20
-        while not (out / "metadata.yaml").exists() and not out.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(0.5)
+        # up once it says "recording" (its signal handlers are installed before the node starts)
+        assert proc.stdout is not None
+        first = ""
+        ready, _, _ = select.select([proc.stdout], [], [], 20.0)
+        if ready:
+            first = proc.stdout.readline()
+        assert "recording" in first, first
         proc.send_signal(signal.SIGTERM)
-        output, _ = proc.communicate(timeout=20)
+        rest, _ = proc.communicate(timeout=20)
+        output = first + rest
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -88,7 +88,7 @@ def test_stale_epoch_is_ignored_until_register() -> None:
     # drone 5 comes back at the pickup with its old epoch: ignored, stays LOST
     co.observe_fleet([5], np.array([[3.0, 5.0, 1.0]]), 1.6, epochs=[old_epoch])
     assert co.metrics(1.6).lost_drones == 1
-    assert not co.report_pickup(5, "j", old_epoch, 1.6)
+    assert co.task("j").state is TaskState.QUEUED  # at the pickup, but LOST: no pickup counted
     assert 5 not in co.assignments().drone_ids.tolist()
     new_epoch = co.register(5, 1.7)
     assert new_epoch > old_epoch
@@ -102,9 +102,9 @@ def test_stale_epoch_is_ignored_until_register() -> None:
     assert task.drone_id == 5 and task.epoch is not None and task.epoch > new_epoch
 
 
-def test_cancel_and_reports() -> None:
+def test_cancel_and_arrivals_by_epoch() -> None:
     co = Coordinator(LAYOUT, CFG, clock=FakeClock())
-    co.observe_fleet([1], np.array([[20.0, 20.0, 1.0]]), 0.0)
+    co.observe_fleet([1], np.array([[20.0, 20.0, 1.0]]), 0.0, epochs=[1])
     co.submit(TaskSpec("a", "pick_b", "drop_b"), 0.0)
     co.submit(TaskSpec("b", "pick_c", "drop_c"), 0.0)
     co.solve(0.0)
@@ -113,12 +113,19 @@ def test_cancel_and_reports() -> None:
     co.cancel(other, "operator", 0.1)
     assert co.task(other).state is TaskState.CANCELLED
     assert held.epoch is not None
-    assert not co.report_pickup(1, held.task_id, held.epoch - 1, 0.2)  # stale epoch
-    assert co.report_pickup(1, held.task_id, held.epoch, 0.2)
+    pickup = co._pickup[held.task_id][None]
+    co.observe_fleet([1], pickup, 0.2, epochs=[held.epoch - 1])  # still flying an older command
+    assert co.task(held.task_id).state is TaskState.ASSIGNED
+    co.observe_fleet([1], pickup, 0.3, epochs=[held.epoch])
+    assert co.task(held.task_id).state is TaskState.PICKED
     with pytest.raises(FleetError, match="PICKED -> CANCELLED"):
-        co.cancel(held.task_id, "too late", 0.3)
-    assert co.report_delivery(1, held.task_id, held.epoch, 0.4)
-    assert not co.report_delivery(1, held.task_id, held.epoch, 0.5)  # duplicate: ignored
+        co.cancel(held.task_id, "too late", 0.4)
+    drop = co._dropoff[held.task_id][None]
+    co.observe_fleet([1], drop, 0.5, epochs=[held.epoch])
+    co.observe_fleet([1], drop, 0.6, epochs=[held.epoch])  # still there: delivered once
+    assert co.task(held.task_id).state is TaskState.DELIVERED
+    delivered = [t for t in co.ledger.transitions(held.task_id) if t.to_state is TaskState.DELIVERED]
+    assert len(delivered) == 1
     with pytest.raises(FleetError, match="unknown task"):
         co.cancel("nope")
 

@@ -9,14 +9,11 @@ import pytest
 import torch
 
 from wm_agent.errors import ModelError
-from wm_agent.planning.export import (
-    PARITY_TOLERANCE,
-    PlannerOptions,
-    open_planner,
-    plan_backend_status,
-)
+from wm_agent.inference import InferenceOptions
+from wm_agent.planning.backends import open_planner, plan_backend_status
+from wm_agent.planning.config import PlannerConfig
+from wm_agent.planning.export import PARITY_TOLERANCE
 from wm_agent.planning.latent_actions import ActionAutoencoder, save_autoencoder
-from wm_agent.planning.mppi import PlannerConfig
 from wm_agent.world_model.artifacts import save_model
 from wm_agent.world_model.model import WorldModel, WorldModelConfig
 from wm_agent.world_model.spaces import ActionSpec, ObservationSpec
@@ -67,10 +64,10 @@ def test_onnx_and_torch_plans_agree_given_the_same_noise(
 ) -> None:
     folder = request.getfixturevalue(model)
     cfg = PlannerConfig(samples=32, elites=4, iterations=2, horizon=4, action_space=space)
-    opts = PlannerOptions(cache=tmp_path, threads=1)
+    opts = InferenceOptions(cache=tmp_path, threads=1)
     pt = open_planner("torch", folder, cfg, opts)
     po = open_planner("onnxruntime", folder, cfg, opts)
-    assert list(tmp_path.glob("plan_*.onnx")) and not list(tmp_path.glob("*.data"))
+    assert list((tmp_path / "plan").glob("plan_*.onnx")) and not list(tmp_path.glob("*.data"))
     obs, pos, goal = inputs(batch)
     noise = pt.draw_noise(batch)
     prev = np.random.default_rng(1).uniform(-0.1, 0.1, (batch, 4, 4)).astype(np.float32)
@@ -86,8 +83,8 @@ def test_onnx_and_torch_plans_agree_given_the_same_noise(
 def test_onnx_graph_has_topk_and_a_dynamic_batch(folder: Path, tmp_path: Path) -> None:
     import onnx
 
-    open_planner("onnxruntime", folder, CFG, PlannerOptions(cache=tmp_path))
-    (path,) = tmp_path.glob("plan_*.onnx")
+    open_planner("onnxruntime", folder, CFG, InferenceOptions(cache=tmp_path))
+    (path,) = (tmp_path / "plan").glob("plan_*.onnx")
     g = onnx.load(str(path)).graph
     ops = {n.op_type for n in g.node}
     assert "TopK" in ops and "Loop" not in ops
@@ -96,14 +93,14 @@ def test_onnx_graph_has_topk_and_a_dynamic_batch(folder: Path, tmp_path: Path) -
 
 
 def test_cached_graph_is_reused(folder: Path, tmp_path: Path) -> None:
-    open_planner("onnxruntime", folder, CFG, PlannerOptions(cache=tmp_path))
-    (path,) = tmp_path.glob("plan_*.onnx")
+    open_planner("onnxruntime", folder, CFG, InferenceOptions(cache=tmp_path))
+    (path,) = (tmp_path / "plan").glob("plan_*.onnx")
     stamp = path.stat().st_mtime_ns
-    open_planner("onnxruntime", folder, CFG, PlannerOptions(cache=tmp_path))
+    open_planner("onnxruntime", folder, CFG, InferenceOptions(cache=tmp_path))
     assert path.stat().st_mtime_ns == stamp
 
 
-@pytest.mark.parametrize("module", ["wm_agent.world_model.model", "wm_agent.planning.mppi",
+@pytest.mark.parametrize("module", ["wm_agent.world_model.model", "wm_agent.planning.plan_graph",
                                     "wm_agent.planning.latent_actions"])
 def test_cached_graph_is_rebuilt_when_traced_code_changes(
     folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str
@@ -113,13 +110,13 @@ def test_cached_graph_is_rebuilt_when_traced_code_changes(
     import importlib
 
     cfg = PlannerConfig(samples=32, elites=4, iterations=2, horizon=4, action_space="latent")
-    open_planner("onnxruntime", folder, cfg, PlannerOptions(cache=tmp_path))
+    open_planner("onnxruntime", folder, cfg, InferenceOptions(cache=tmp_path))
     edited = tmp_path / "edited.py"
     mod = importlib.import_module(module)
     edited.write_bytes(Path(str(mod.__file__)).read_bytes() + b"\n# edited\n")
     monkeypatch.setattr(mod, "__file__", str(edited))
-    open_planner("onnxruntime", folder, cfg, PlannerOptions(cache=tmp_path))
-    assert len(list(tmp_path.glob("plan_*.onnx"))) == 2  # a new key, a fresh export
+    open_planner("onnxruntime", folder, cfg, InferenceOptions(cache=tmp_path))
+    assert len(list((tmp_path / "plan").glob("plan_*.onnx"))) == 2  # a new key, a fresh export
 
 
 def test_backend_status_and_errors(folder: Path, tmp_path: Path) -> None:
@@ -127,7 +124,7 @@ def test_backend_status_and_errors(folder: Path, tmp_path: Path) -> None:
     assert status["torch"] == "available" and status["onnxruntime"] == "available"
     if not torch.cuda.is_available():
         assert "no NVIDIA GPU" in status["tensorrt"]
-        with pytest.raises(ModelError, match="tensorrt plan backend unavailable: no NVIDIA GPU"):
+        with pytest.raises(ModelError, match="planner backend tensorrt unavailable: no NVIDIA GPU"):
             open_planner("tensorrt", folder, CFG)
     with pytest.raises(ModelError, match="unknown; choose one of"):
         open_planner("tflite", folder, CFG)
@@ -139,22 +136,22 @@ def test_planner_options_are_validated() -> None:
     from wm_agent.errors import ConfigError
 
     with pytest.raises(ConfigError, match="opt_batch"):
-        PlannerOptions(opt_batch=2000, max_batch=1000)
+        InferenceOptions(opt_batch=2000, max_batch=1000)
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("fp16", [False, True])
 def test_tensorrt_plan_agrees_with_torch_on_gpu(shared_folder: Path, tmp_path: Path, fp16: bool) -> None:
-    from wm_agent.planning.export import tensorrt_unavailable_reason
+    from wm_agent.inference import tensorrt_unavailable_reason
 
     reason = tensorrt_unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
     cfg = PlannerConfig(samples=32, elites=4, iterations=2, horizon=4, action_space="latent")
-    opts = PlannerOptions(cache=tmp_path, fp16=fp16, opt_batch=8, max_batch=64)
+    opts = InferenceOptions(cache=tmp_path, fp16=fp16, opt_batch=8, max_batch=64)
     trt_pl = open_planner("tensorrt", shared_folder, cfg, opts)
     assert trt_pl.describe()["built_now"]
-    ref = open_planner("torch", shared_folder, cfg, PlannerOptions(device="cpu", cache=tmp_path))
+    ref = open_planner("torch", shared_folder, cfg, InferenceOptions(device="cpu", cache=tmp_path))
     obs, pos, goal = inputs(7)
     noise = ref.draw_noise(7)
     a = ref.plan(obs, pos, goal, noise=noise)

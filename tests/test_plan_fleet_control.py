@@ -162,3 +162,37 @@ def test_safety_filter_period_follows_the_command_period() -> None:
     v = _one_call(ctl, pos, np.array([PHASE_TO_PICKUP]), np.ones(1, bool),
                   np.array([[30.0, 15.0, 1.0]]))
     assert np.linalg.norm(v[0]) == pytest.approx(ctl.safety.config.max_accel * 2.0 / 48.0)
+
+
+@pytest.mark.parametrize(
+    "phase, has_goal, grounded, near_pad, mode, flies",
+    [
+        # no assignment: hold (stay on the pad, or hold in the air)
+        (0, False, True, False, "HOLD", False),
+        (0, False, False, False, "HOLD", False),
+        # IDLE: land where it is (nothing to do on the floor)
+        (0, True, False, False, "LAND", False),
+        (0, True, True, False, "HOLD", False),
+        # to a pickup / drop-off: fly, from the floor too (take-off)
+        (1, True, True, False, "VELOCITY", True),
+        (2, True, False, False, "VELOCITY", True),
+        # home: fly at cruise altitude; over the pad: land
+        (3, True, False, False, "VELOCITY", True),
+        (3, True, False, True, "LAND", False),
+    ],
+)
+def test_targets_phase_and_mode_table(phase: int, has_goal: bool, grounded: bool,
+                                      near_pad: bool, mode: str, flies: bool) -> None:
+    from wm_agent.sim.command_buffer import CommandMode
+
+    ctl, pads = controller(cruise_altitude=1.2, min_altitude=0.5)
+    pad = pads[3]
+    pos = np.array([pad + ([0.1, 0.0, 1.2] if near_pad else [5.0, 4.0, 1.2])])
+    goal = np.array([pad if phase in (0, 3) else [20.0, 15.0, 0.2]])
+    target, modes, fly = ctl.targets(pos, goal, np.array([phase]), np.array([has_goal]),
+                                     np.array([grounded]))
+    assert modes[0] == getattr(CommandMode, mode) and fly[0] == flies
+    if phase == 3:
+        assert target[0, 2] == 1.2  # home goals at cruise altitude
+    elif phase in (1, 2):
+        assert target[0, 2] == 0.5  # no goal below min_altitude

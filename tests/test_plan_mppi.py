@@ -9,14 +9,9 @@ import pytest
 import torch
 
 from wm_agent.errors import ConfigError, ModelError
-from wm_agent.planning.mppi import (
-    PlanGraph,
-    Planner,
-    PlannerConfig,
-    TorchPlanBackend,
-    flops_per_plan,
-    shift_plan,
-)
+from wm_agent.planning.config import PlannerConfig
+from wm_agent.planning.plan_graph import PlanGraph, flops_per_plan, shift_plan
+from wm_agent.planning.planner import Planner, TorchPlanBackend
 from wm_agent.world_model.model import WorldModel, WorldModelConfig
 from wm_agent.world_model.spaces import WM_DT, ActionSpec
 
@@ -175,9 +170,15 @@ def test_no_rclpy_import() -> None:
         assert "import rclpy" not in f.read_text() and "from rclpy" not in f.read_text(), f
 
 
-def test_fused_rollout_matches_the_world_model_step_by_step() -> None:
+@pytest.mark.parametrize("shared_head", [False, True])
+def test_fused_rollout_matches_the_world_model_step_by_step(shared_head: bool) -> None:
+    """The plan graph's fused step (first layer split into latent and action GEMMs, the head on
+    the dynamics' hidden layer or on all H·N rows at once) is the world model's step: the same
+    final offset and per-step collision risk as ``WorldModel.rollout``. Not bit for bit — the
+    split GEMM sums in another order — but to float32 rounding (1e-5)."""
     torch.manual_seed(3)
-    m = WorldModel(WorldModelConfig(latent_dim=16, hidden_dim=32, head_hidden=16)).eval()
+    m = WorldModel(WorldModelConfig(latent_dim=16, hidden_dim=32, head_hidden=16,
+                                    shared_head=shared_head)).eval()
     cfg = PlannerConfig(samples=4, elites=2, iterations=1, horizon=5, w_progress=0.0, w_smooth=0.0,
                         w_fence=0.0, w_neighbour=0.0, w_goal=0.0, w_terminal=1.0, w_collision=0.0,
                         action_space="raw")
@@ -198,7 +199,7 @@ def test_fused_rollout_matches_the_world_model_step_by_step() -> None:
 
 
 def test_fast_mish_equals_mish() -> None:
-    from wm_agent.planning.mppi import fast_mish
+    from wm_agent.planning.plan_graph import fast_mish
 
     x = torch.linspace(-60.0, 60.0, 20001)
     torch.testing.assert_close(fast_mish(x), torch.nn.functional.mish(x), atol=1e-6, rtol=1e-5)
@@ -206,7 +207,7 @@ def test_fast_mish_equals_mish() -> None:
 
 
 def test_stagger_step_shifts_the_others() -> None:
-    from wm_agent.planning.mppi import stagger_step
+    from wm_agent.planning.planner import stagger_step
 
     plans = np.arange(3 * 4 * 4, dtype=np.float32).reshape(3, 4, 4)
     new = np.full((1, 4, 4), -1.0, np.float32)
@@ -291,7 +292,7 @@ def test_graph_cost_equals_the_documented_cost_term_by_term(shared_head: bool) -
 
 
 def test_fast_simnorm_equals_the_softmax_over_groups() -> None:
-    from wm_agent.planning.mppi import fast_simnorm
+    from wm_agent.planning.plan_graph import fast_simnorm
     from wm_agent.world_model.model import SimNorm
 
     x = torch.randn(500, 32) * 15

@@ -11,6 +11,13 @@ import pytest
 import torch
 
 from wm_agent.errors import ModelError
+from wm_agent.inference import (
+    TENSORRT_UNAVAILABLE,
+    InferenceOptions,
+    available_backends,
+    backend_status,
+    tensorrt_unavailable_reason,
+)
 from wm_agent.world_model.artifacts import CARD, load_model, read_card, save_model
 from wm_agent.world_model.export import (
     DEFAULT_TOLERANCE,
@@ -21,15 +28,7 @@ from wm_agent.world_model.export import (
     sample_inputs,
 )
 from wm_agent.world_model.model import WorldModel, WorldModelConfig
-from wm_agent.world_model.runtime import (
-    BACKENDS,
-    TENSORRT_UNAVAILABLE,
-    RuntimeOptions,
-    available_backends,
-    backend_status,
-    open_runtime,
-    tensorrt_unavailable_reason,
-)
+from wm_agent.world_model.runtime import BACKENDS, open_runtime
 
 CFG = WorldModelConfig(hidden_dim=32, latent_dim=16, head_hidden=32)
 
@@ -95,7 +94,7 @@ def test_backend_parity_on_the_same_inputs(folder: Path) -> None:
     obs, act = inputs(37)
     results = {}
     for name in names:
-        rt = open_runtime(name, folder, RuntimeOptions(device="cpu"))
+        rt = open_runtime(name, folder, InferenceOptions(device="cpu"))
         assert rt.describe()["backend"] == name
         e = rt.encode(obs)
         results[name] = (e, rt.step(e.z, act))
@@ -117,7 +116,7 @@ def test_onnxruntime_reports_the_providers_it_uses(folder: Path) -> None:
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
 def test_nan_row_is_flagged_and_isolated(folder: Path, backend: str) -> None:
-    rt = open_runtime(backend, folder, RuntimeOptions(device="cpu"))
+    rt = open_runtime(backend, folder, InferenceOptions(device="cpu"))
     obs, act = inputs(8, seed=2)
     clean = rt.encode(obs)
     bad = obs.copy()
@@ -137,7 +136,7 @@ def test_nan_row_is_flagged_and_isolated(folder: Path, backend: str) -> None:
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
 def test_wrong_shape_or_dtype_names_the_expected_shape(folder: Path, backend: str) -> None:
-    rt = open_runtime(backend, folder, RuntimeOptions(device="cpu"))
+    rt = open_runtime(backend, folder, InferenceOptions(device="cpu"))
     obs, act = inputs(4)
     expected = rf"obs: expected a float32 numpy array of shape \(N, {CFG.obs_dim}\)"
     with pytest.raises(ModelError, match=expected):
@@ -158,7 +157,7 @@ def test_tensorrt_reports_unavailable_with_reason(folder: Path) -> None:
     assert reason.startswith(TENSORRT_UNAVAILABLE)
     assert backend_status()["tensorrt"] == reason
     assert "tensorrt" not in available_backends()
-    with pytest.raises(ModelError, match=f"tensorrt backend unavailable: {TENSORRT_UNAVAILABLE}"):
+    with pytest.raises(ModelError, match=f"world-model backend tensorrt unavailable: {TENSORRT_UNAVAILABLE}"):
         open_runtime("tensorrt", folder)
 
 
@@ -167,10 +166,10 @@ def test_tensorrt_parity_on_gpu(folder: Path, tmp_path: Path) -> None:
     reason = tensorrt_unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
-    opts = RuntimeOptions(engine_cache=tmp_path / "trt", opt_batch=64, max_batch=512)
+    opts = InferenceOptions(cache=tmp_path, opt_batch=64, max_batch=512)
     trt_rt = open_runtime("tensorrt", folder, opts)
     assert all(trt_rt.describe()["built_now"].values())
-    ref = open_runtime("torch", folder, RuntimeOptions(device="cpu"))
+    ref = open_runtime("torch", folder, InferenceOptions(device="cpu"))
     obs, act = inputs(37)
     e, r = trt_rt.encode(obs), ref.encode(obs)
     np.testing.assert_allclose(e.z, r.z, atol=2e-2, rtol=2e-2)  # FP16 engine

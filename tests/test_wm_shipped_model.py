@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from wm_agent.inference import available_backends
 from wm_agent.world_model.artifacts import PLAN_MODEL, default_model_dir, load_model
-from wm_agent.world_model.runtime import available_backends, open_runtime
+from wm_agent.world_model.runtime import open_runtime
 
 MODELS = [default_model_dir(), default_model_dir(PLAN_MODEL)]
 

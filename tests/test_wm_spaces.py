@@ -188,8 +188,8 @@ def test_action_normalisation_roundtrip() -> None:
 
 def test_obstacle_grid_prefilter_equals_checking_every_pair(monkeypatch: pytest.MonkeyPatch) -> None:
     from wm_agent.sim import load_scenario
+    from wm_agent.sim.scenario import Obstacles
     from wm_agent.world_model import spaces
-    from wm_agent.world_model.collect import Obstacles
 
     sc = load_scenario("warehouse_10k", drones=100)
     ob = Obstacles.from_scenario(sc)

@@ -114,3 +114,15 @@ def test_shared_head_reads_the_dynamics_trunk_and_trains(tmp_path: Path, data: t
     assert h[-1]["train_loss"] < 0.8 * h[0]["train_loss"]
     model, _ = load_model(tmp_path / "model")
     assert model.config.shared_head and isinstance(model.transition_head, torch.nn.Linear)
+
+
+def test_retraining_defaults_never_write_into_a_shipped_model() -> None:
+    """`wm-agent train` / `export` / `eval-model` without a folder use runs/wm/model; the shipped
+    (tracked) models/ are written only when named."""
+    from wm_agent.world_model import evaluate, export, train
+    from wm_agent.world_model.artifacts import RETRAINED_MODEL_DIR
+
+    assert RETRAINED_MODEL_DIR.parts[0] == "runs"
+    assert train.build_parser().parse_args([]).out == RETRAINED_MODEL_DIR
+    assert export.build_parser().parse_args([]).model == RETRAINED_MODEL_DIR
+    assert evaluate.build_parser().parse_args([]).model == RETRAINED_MODEL_DIR

@@ -6,6 +6,8 @@ messages under ``/drone_<id>/`` (REP-103/105: ENU, SI units, frames map/odom/bas
 
 from __future__ import annotations
 
+from wm_agent.errors import ConfigError
+
 FLEET_STATE = "/fleet/state"              # wm_agent_msgs/FleetState
 FLEET_COMMAND = "/fleet/cmd"              # wm_agent_msgs/FleetCommand
 FLEET_EVENTS = "/fleet/events"            # wm_agent_msgs/FleetEvents
@@ -29,14 +31,12 @@ FLEET_MARKERS = "/fleet/markers"          # visualization_msgs/MarkerArray: the 
 TF = "/tf"                                # tf2_msgs/TFMessage: map -> drone_<id>/base_link
 
 MAP_FRAME = "map"
-ODOM_FRAME = "odom"
-BASE_FRAME = "base_link"
 
 
 def drone_namespace(drone_id: int) -> str:
     """Namespace of one drone's standard topics, e.g. ``/drone_7``."""
     if drone_id < 0:
-        raise ValueError(f"drone id must be >= 0, got {drone_id}")
+        raise ConfigError(f"drone id must be >= 0, got {drone_id}")
     return f"/drone_{drone_id}"
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -170,14 +170,6 @@ def clock_cdr(time_ns: int) -> bytes:
     sec, nanosec = divmod(int(time_ns), 1_000_000_000)
     header = b"\x00\x01\x00\x00"
     return header + int(sec).to_bytes(4, "little", signed=True) + int(nanosec).to_bytes(4, "little")
-
-
-def message_counts(reader: BagReader, topics: Sequence[str] | None = None) -> dict[str, int]:
-    """Per-topic counts by reading the bag (for checks after a replay)."""
-    counts: dict[str, int] = {}
-    for m in reader.messages(topics):
-        counts[m.topic] = counts.get(m.topic, 0) + 1
-    return counts
 
 
 def add_replay_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:

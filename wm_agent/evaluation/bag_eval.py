@@ -135,7 +135,7 @@ def _scenario(bag: Any, requested: str | None, data: BagData, run: RunData) -> A
 
 
 def _geometry(scenario: Any | None) -> Geometry:
-    from wm_agent.world_model.collect import Obstacles
+    from wm_agent.sim.scenario import Obstacles
 
     if scenario is None:
         return Geometry(np.zeros((0, 3)), np.zeros((0, 3)), 0.0, math.inf)
@@ -237,17 +237,19 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _open_runtime(cfg: EvalConfig, model: Path) -> Any:
-    from wm_agent.world_model.runtime import RuntimeOptions, open_runtime
+    from wm_agent.inference import InferenceOptions
+    from wm_agent.world_model.runtime import open_runtime
 
     device = "cpu" if cfg.backend == "torch" else None
-    return open_runtime(cfg.backend, model, RuntimeOptions(threads=cfg.threads, device=device))
+    return open_runtime(cfg.backend, model, InferenceOptions(threads=cfg.threads, device=device))
 
 
 def _open_planner(cfg: EvalConfig, model: Path, scenario: Any | None, position: np.ndarray) -> Any:
     from dataclasses import replace
 
-    from wm_agent.planning.export import PlannerOptions, open_planner
-    from wm_agent.planning.mppi import FLEET
+    from wm_agent.inference import InferenceOptions
+    from wm_agent.planning.backends import open_planner
+    from wm_agent.planning.config import FLEET
 
     if scenario is not None:
         config = FLEET.with_scenario(scenario)
@@ -257,7 +259,8 @@ def _open_planner(cfg: EvalConfig, model: Path, scenario: Any | None, position: 
         lo, hi = flat.min(axis=0) - FENCE_MARGIN_M, flat.max(axis=0) + FENCE_MARGIN_M
         config = replace(FLEET, fence_min=tuple(float(x) for x in lo),  # type: ignore[arg-type]
                          fence_max=tuple(float(x) for x in hi))  # type: ignore[arg-type]
-    return open_planner(cfg.backend, model, config, PlannerOptions(threads=cfg.threads, seed=cfg.seed))
+    return open_planner(cfg.backend, model, config, InferenceOptions(threads=cfg.threads),
+                        seed=cfg.seed)
 
 
 def _recorded_run(data: BagData, scenario: str) -> RunData:

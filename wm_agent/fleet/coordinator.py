@@ -379,16 +379,6 @@ class Coordinator:
         self._check_lost(t_s)
         self._detect_arrivals(rows, pos, ep, t_s)
 
-    def report_pickup(self, drone_id: int, task_id: str, epoch: int, t_s: float | None = None
-                      ) -> bool:
-        """Explicit pickup report; True if applied, False if stale/duplicate (ignored)."""
-        return self._report(drone_id, task_id, epoch, TaskState.PICKED, self._now(t_s))
-
-    def report_delivery(self, drone_id: int, task_id: str, epoch: int, t_s: float | None = None
-                        ) -> bool:
-        """Explicit delivery report; True if applied, False if stale/duplicate (ignored)."""
-        return self._report(drone_id, task_id, epoch, TaskState.DELIVERED, self._now(t_s))
-
     def maybe_solve(self, t_s: float | None = None) -> Matching | None:
         """Solve if ``solve_period_s`` elapsed or an event made the last solve stale."""
         now = self._now(t_s)
@@ -580,21 +570,6 @@ class Coordinator:
                 freed.append(int(rows[i]))
         self._commit(changes)
         self._release_rows(np.array(freed, np.int64))
-
-    def _report(
-        self, drone_id: int, task_id: str, epoch: int, to: TaskState, t_s: float
-    ) -> bool:
-        task = self._tasks.get(task_id)
-        want = TaskState.ASSIGNED if to is TaskState.PICKED else TaskState.PICKED
-        row = int(self.health.rows_of([drone_id])[0])
-        if (task is None or task.state is not want or task.drone_id != drone_id
-                or task.epoch != epoch or row < 0
-                or self.health.status[row] != DroneStatus.ACTIVE):
-            return False
-        self._commit([advance(task, to, t_s, reason="reported by drone")])
-        if to is TaskState.DELIVERED:
-            self._release_rows(np.array([row]))
-        return True
 
     def _apply_matching(
         self,

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from wm_agent.errors import ConfigError
-from wm_agent.planning.export import PlannerOptions, open_planner
+from wm_agent.inference import InferenceOptions
+from wm_agent.planning.backends import PlannerBackend, open_planner
+from wm_agent.planning.config import FLEET, FULL
 from wm_agent.planning.fleet_control import FleetControlConfig, FleetController
-from wm_agent.planning.mppi import FLEET, FULL, Planner
+from wm_agent.planning.planner import Planner
 from wm_agent.planning.safety import Envelope, SafetyConfig, SafetyFilter
 from wm_agent.sim.scenario import Scenario, load_scenario
 from wm_agent.world_model.artifacts import default_plan_model_dir
 
-BACKENDS = ("onnxruntime", "torch", "tensorrt", "classical")
+BACKENDS = tuple(b.value for b in PlannerBackend)
 PRESETS = {"fleet": FLEET, "full": FULL}
 
 
 @dataclass(frozen=True)
 class PlannerNodeConfig:
+    """The planner nodes' own parameters; the fleet controller's (altitudes, routes, pad-field
+    speed limit) come from :class:`FleetControlConfig`, declared under their own names."""
+
     scenario: str = field(default="warehouse", metadata={"description": "scenario (obstacles, geofence)"})
     drones: int = field(default=0, metadata={"description": "drone count (0 = scenario's)"})
     backend: str = field(
@@ -29,7 +33,8 @@ class PlannerNodeConfig:
         default="", metadata={"description": "model folder ('' = the shipped planning model wm_plan)"}
     )
     engine_cache: str = field(
-        default="", metadata={"description": "plan-graph / TensorRT engine cache folder ('' = default)"}
+        default="", metadata={"description": "inference cache folder: plan graphs in plan/, TensorRT "
+                              "engines in trt/ ('' = $WM_AGENT_CACHE or ~/.cache/wm_agent)"}
     )
     preset: str = field(default="fleet", metadata={"description": "planner settings: fleet | full"})
     replan_every: int = field(
@@ -37,14 +42,11 @@ class PlannerNodeConfig:
     )
     seed: int = field(default=0, metadata={"description": "planner noise seed"})
     threads: int = field(default=1, metadata={"description": "inference threads"})
-    cruise_altitude: float = field(default=1.0, metadata={"description": "altitude of home goals [m]"})
-    pad_zone_speed: float = field(
-        default=1.0, metadata={"description": "speed limit over the home-pad field [m/s] (0 = off)"}
-    )
     lockstep: bool = field(
         default=False, metadata={"description": "fleet_planner: answer a fleet state only with the "
                                  "assignments stamped with it (deterministic lockstep runs)"}
     )
+    control: FleetControlConfig = field(default_factory=FleetControlConfig)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -53,10 +55,6 @@ class PlannerNodeConfig:
             raise ConfigError(f"planner: preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
         if self.replan_every < 1 or self.threads < 1 or self.drones < 0:
             raise ConfigError("planner: replan_every and threads must be >= 1, drones >= 0")
-        if not (math.isfinite(self.pad_zone_speed) and self.pad_zone_speed >= 0):
-            raise ConfigError(f"planner: pad_zone_speed must be >= 0, got {self.pad_zone_speed}")
-        if not (math.isfinite(self.cruise_altitude) and self.cruise_altitude > 0):
-            raise ConfigError(f"planner: cruise_altitude must be > 0, got {self.cruise_altitude}")
 
 
 def build_controller(cfg: PlannerNodeConfig, period_s: float | None = None
@@ -71,18 +69,16 @@ def build_controller(cfg: PlannerNodeConfig, period_s: float | None = None
     folder = Path(cfg.model_path) if cfg.model_path else default_plan_model_dir()
     planner: Planner | None = None
     envelope = None
-    if cfg.backend != "classical":
+    if cfg.backend != PlannerBackend.CLASSICAL:
         fleet = max(scenario.drones, 1)  # TensorRT's batch profile: the whole fleet per call
-        options = PlannerOptions(threads=cfg.threads, seed=cfg.seed,
-                                 cache=Path(cfg.engine_cache) if cfg.engine_cache else None,
-                                 opt_batch=fleet, max_batch=fleet)
+        options = InferenceOptions(threads=cfg.threads,
+                                   cache=Path(cfg.engine_cache) if cfg.engine_cache else None,
+                                   opt_batch=fleet, max_batch=fleet)
         config = PRESETS[cfg.preset].with_scenario(scenario)
-        planner = open_planner(cfg.backend, folder, config, options)
+        planner = open_planner(cfg.backend, folder, config, options, seed=cfg.seed)
         envelope = Envelope.from_card(folder)
     safety = SafetyFilter(
         SafetyConfig.from_airframe(scenario.airframe, dt=period, brake_reaction_s=period), envelope
     )
-    control = FleetController(scenario, planner, safety,
-                              FleetControlConfig(cruise_altitude=cfg.cruise_altitude,
-                                                 pad_zone_speed=cfg.pad_zone_speed))
+    control = FleetController(scenario, planner, safety, cfg.control)
     return scenario, control

@@ -30,9 +30,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from wm_agent.errors import WmAgentError
-from wm_agent.planning.mppi import Planner, PlannerConfig, stagger_step
+from wm_agent.planning.config import PlannerConfig
 from wm_agent.planning.pid import PidConfig, PidController
+from wm_agent.planning.planner import Planner, stagger_step
 from wm_agent.planning.safety import Envelope, SafetyConfig, SafetyFilter
+from wm_agent.sim.scenario import Scenario
 from wm_agent.world_model.spaces import WM_DT, ObservationSpec, build_observations, min_clearance
 
 EVAL_CONFIG = PlannerConfig(samples=64, elites=8, iterations=3, horizon=8, action_space="raw")
@@ -64,7 +66,7 @@ class EvalConfig:
     accel_noise_std: float = 0.3
 
 
-def goals_for(scenario: Any, n: int, altitude: float) -> NDArray[np.float64]:
+def goals_for(scenario: Scenario, n: int, altitude: float) -> NDArray[np.float64]:
     """(n, 3) goals at the centres of the aisles between shelf rows, cycling over aisles and x."""
     shelves = np.asarray(scenario.shelves)
     rows = np.unique(np.round(shelves[:, 0, 1], 3))
@@ -76,7 +78,7 @@ def goals_for(scenario: Any, n: int, altitude: float) -> NDArray[np.float64]:
     return out
 
 
-def grid_route(scenario: Any, start: NDArray[np.float64], goal: NDArray[np.float64],
+def grid_route(scenario: Scenario, start: NDArray[np.float64], goal: NDArray[np.float64],
                clearance: float, cell: float) -> NDArray[np.float64]:
     """Shortest 8-connected path on the x/y grid with shelves inflated by ``clearance``; returns
     (P, 2) waypoints [m] from start to goal (Dijkstra; straight segments kept as grid points)."""
@@ -158,9 +160,9 @@ def run_closed_loop(controller: str, config: EvalConfig, planner: Planner | None
 
     ``stagger`` = k: each world-model step only the drones with ``i % k == step % k`` are
     replanned; the others execute the next action of their shifted previous plan
-    (:func:`wm_agent.planning.mppi.stagger_step`)."""
+    (:func:`wm_agent.planning.planner.stagger_step`)."""
     from wm_agent.sim import SimOptions, StatusFlag, load_scenario, make_simulator
-    from wm_agent.world_model.collect import Obstacles
+    from wm_agent.sim.scenario import Obstacles
 
     sc = load_scenario("warehouse", drones=config.drones)
     sim = make_simulator(sc, "fleet", options=SimOptions(accel_noise_std=config.accel_noise_std))
@@ -284,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
 def evaluate_main(argv: list[str] | None = None) -> int:
     """CLI. Returns 0 when the planner meets the targets (success ≥ PID, 0 collisions, shorter
     mean time to goal), 1 when it misses one, 2 on an error."""
-    from wm_agent.planning.export import PlannerOptions, open_planner
+    from wm_agent.inference import InferenceOptions
+    from wm_agent.planning.backends import open_planner
 
     ns = build_parser().parse_args(argv)
     cfg = EvalConfig(drones=ns.drones, seed=ns.seed, seconds=ns.seconds)
@@ -298,7 +301,7 @@ def evaluate_main(argv: list[str] | None = None) -> int:
         for space in spaces:
             pc = replace(EVAL_CONFIG, samples=ns.samples, elites=ns.elites or max(2, ns.samples // 8),
                          iterations=ns.iterations, action_space=space).with_scenario(sc)
-            planner = open_planner(ns.backend, ns.model, pc, PlannerOptions(threads=1, seed=ns.seed))
+            planner = open_planner(ns.backend, ns.model, pc, InferenceOptions(threads=1), seed=ns.seed)
             folder = ns.model or Path("models/wm_plan")
             try:
                 env = Envelope.from_card(folder)

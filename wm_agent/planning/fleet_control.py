@@ -15,40 +15,43 @@ no rclpy.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 from wm_agent.errors import ConfigError
-from wm_agent.planning.mppi import Planner
 from wm_agent.planning.pid import PidConfig, PidController
+from wm_agent.planning.planner import Planner
 from wm_agent.planning.routes import NavGrid
 from wm_agent.planning.safety import SafetyFilter
 from wm_agent.sim.command_buffer import CommandMode
-from wm_agent.world_model.collect import Obstacles
+from wm_agent.sim.scenario import Obstacles, Scenario
 from wm_agent.world_model.spaces import NeighbourPool, build_observations
 
 PHASE_IDLE, PHASE_TO_PICKUP, PHASE_TO_DROPOFF, PHASE_TO_HOME = 0, 1, 2, 3
 
 
+def _p(default: float, description: str) -> Any:
+    """A config field with its description (what a planner node's ROS parameter says)."""
+    return field(default=default, metadata={"description": description})
+
+
 @dataclass(frozen=True)
 class FleetControlConfig:
-    """Attributes: cruise_altitude [m] for home/pad goals; min_altitude [m] of any goal;
-    land_radius [m] horizontal distance to the pad that starts a landing; lookahead [m] of the
-    route carrot; route_clearance [m] shelf inflation of the route grid; cell [m] route grid;
-    pad_zone_speed [m/s] speed limit over the home-pad field (grown by pad_zone_margin [m]),
-    where drones take off and land next to each other (0: off)."""
+    """Fleet-control settings, each defined here once with its description (the planner nodes
+    declare them as ROS parameters from these fields)."""
 
-    cruise_altitude: float = 1.0
-    min_altitude: float = 0.5
-    land_radius: float = 0.25
-    lookahead: float = 2.0
-    route_clearance: float = 0.9
-    cell: float = 0.25
-    pad_zone_speed: float = 1.0
-    pad_zone_margin: float = 0.5
+    cruise_altitude: float = _p(1.0, "altitude of home/pad goals [m]")
+    min_altitude: float = _p(0.5, "lowest altitude of any goal [m]")
+    land_radius: float = _p(0.25, "horizontal distance to the pad that starts a landing [m]")
+    lookahead: float = _p(2.0, "distance of the route carrot ahead of the drone [m]")
+    route_clearance: float = _p(0.9, "shelf inflation of the route grid [m]")
+    cell: float = _p(0.25, "route grid cell [m]")
+    pad_zone_speed: float = _p(1.0, "speed limit over the home-pad field, where drones take off "
+                               "and land next to each other [m/s] (0 = off)")
+    pad_zone_margin: float = _p(0.5, "the pad field grown by this for the speed limit [m]")
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.pad_zone_speed) and self.pad_zone_speed >= 0
@@ -76,7 +79,7 @@ class FleetController:
     """Plans all flying drones of a fleet in one call; keeps warm starts per drone id (arrays
     by row of a sorted id table: no per-drone Python work)."""
 
-    def __init__(self, scenario: Any, planner: Planner | None, safety: SafetyFilter,
+    def __init__(self, scenario: Scenario, planner: Planner | None, safety: SafetyFilter,
                  config: FleetControlConfig | None = None, pid: PidConfig | None = None) -> None:
         self.config = config or FleetControlConfig()
         self.planner = planner

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,6 +20,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from wm_agent.errors import ConfigError
+from wm_agent.sim.scenario import Scenario
 
 _OFFSETS = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy]
 
@@ -35,7 +35,7 @@ class NavGrid:
         cache_size: distance fields kept (one per distinct goal cell).
     """
 
-    def __init__(self, scenario: Any, clearance: float = 0.7, cell: float = 0.25,
+    def __init__(self, scenario: Scenario, clearance: float = 0.7, cell: float = 0.25,
                  blocked_penalty: float = 50.0, cache_size: int = 256) -> None:
         if not (cell > 0 and clearance >= 0 and blocked_penalty >= 1):
             raise ConfigError(

@@ -79,14 +79,6 @@ class Envelope:
         return cls(np.asarray(env["lo"], np.float64), np.asarray(env["hi"], np.float64))
 
     @classmethod
-    def from_normalisation(cls, mean: NDArray[np.floating], std: NDArray[np.floating],
-                           k: float = 6.0) -> Envelope:
-        """mean ± k·std (the model's normalisation), when no dataset range is stored."""
-        m = np.asarray(mean, np.float64)
-        s = np.asarray(std, np.float64)
-        return cls(m - k * s, m + k * s)
-
-    @classmethod
     def unbounded(cls, size: int) -> Envelope:
         """Accepts every finite observation."""
         return cls(np.full(size, -np.inf), np.full(size, np.inf))

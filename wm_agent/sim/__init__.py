@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from wm_agent.sim.airframe import Airframe, load_airframe
 from wm_agent.sim.failsafe import FailsafeConfig
+from wm_agent.sim.options import SimOptions
 from wm_agent.sim.paths import sim_data_dir
 from wm_agent.sim.scenario import Rates, Scenario, load_scenario
-from wm_agent.sim.simulator import FIDELITIES, FleetSimulator, SimOptions, make_simulator
+from wm_agent.sim.simulator import FIDELITIES, FleetSimulator, make_simulator
 from wm_agent.sim.types import EventKind, FleetStateArrays, SimEvent, StatusFlag
 
 __all__ = [

@@ -31,9 +31,9 @@ from wm_agent.sim.dynamics import (
     ground_effect_gain,
     rotor_positions,
 )
+from wm_agent.sim.options import SimOptions
 from wm_agent.sim.rotations import quat_from_yaw, quat_to_matrix, yaw_of
 from wm_agent.sim.scenario import Scenario
-from wm_agent.sim.simulator import SimOptions
 
 _DRONE_GROUP, _FLOOR_GROUP = 1, 2
 
@@ -114,7 +114,15 @@ class PyBulletPhysics:
         touchdown_speed: NDArray[np.float64],
         accel_noise: NDArray[np.float64] | None,
     ) -> None:
-        """See :class:`wm_agent.sim.simulator.PhysicsBackend`."""
+        """See :class:`wm_agent.sim.simulator.PhysicsBackend`. PyBullet steps by the fixed time
+        step it was built with (1 / physics_hz); ``dt`` must be that step.
+
+        Raises:
+            SimError: ``dt`` is not the engine's time step.
+        """
+        if abs(dt * self._physics_hz - 1.0) > 1e-9:
+            raise SimError(f"pybullet: advance(dt={dt}) but the engine steps by "
+                           f"{1.0 / self._physics_hz} s (1 / physics_hz)")
         af, c = self.airframe, self.client
         rest_z = af.body_half_height
         rot = quat_to_matrix(state.quat)

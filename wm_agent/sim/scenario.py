@@ -164,6 +164,39 @@ def _shelf_boxes(
     return arr, names
 
 
+@dataclass(frozen=True)
+class Obstacles:
+    """Obstacle geometry of a scenario as the observation builder wants it.
+
+    Attributes:
+        boxes_min, boxes_max: (M, 3) shelf and wall AABBs [m]. shelves: (S, 2, 3) shelf AABBs [m].
+        floor_z, ceiling_z: [m]. fence_min, fence_max: (3,) geofence [m].
+    """
+
+    boxes_min: NDArray[np.float64]
+    boxes_max: NDArray[np.float64]
+    shelves: NDArray[np.float64]
+    floor_z: float
+    ceiling_z: float
+    fence_min: NDArray[np.float64]
+    fence_max: NDArray[np.float64]
+
+    @classmethod
+    def from_scenario(cls, scenario: Scenario) -> Obstacles:
+        """From a scenario: shelves + walls as boxes, floor top, ceiling bottom, geofence."""
+        boxes = np.concatenate([np.asarray(scenario.shelves).reshape(-1, 2, 3),
+                                np.asarray(scenario.walls).reshape(-1, 2, 3)])
+        return cls(
+            boxes_min=boxes[:, 0].copy(),
+            boxes_max=boxes[:, 1].copy(),
+            shelves=np.asarray(scenario.shelves, np.float64).reshape(-1, 2, 3),
+            floor_z=float(scenario.floor[1, 2]),
+            ceiling_z=float(scenario.ceiling[0, 2]),
+            fence_min=np.asarray(scenario.geofence_min, np.float64),
+            fence_max=np.asarray(scenario.geofence_max, np.float64),
+        )
+
+
 def bay_grid(columns: int, rows: int, spacing: float) -> NDArray[np.float64]:
     """(columns·rows, 3) horizontal bay offsets [m] on a grid centred on the station.
 
@@ -254,6 +287,136 @@ def _home_pads(
     return out
 
 
+def _airframe(label: str, path: Path, data: dict[str, Any]) -> Airframe:
+    """``airframe``: a file beside the scenario's folder, else the shipped one."""
+    airframe_name = v.string(label, "airframe", data["airframe"])
+    local = path.parent.parent / "airframes" / f"{airframe_name}.yaml"
+    shared = sim_data_dir() / "airframes" / f"{airframe_name}.yaml"
+    if not (local.is_file() or shared.is_file()):
+        raise ConfigError(
+            f"{label}: airframe: no airframe file {airframe_name!r} (tried {local}, {shared})"
+        )
+    return load_airframe(local if local.is_file() else shared)
+
+
+def _rates(label: str, data: dict[str, Any]) -> Rates:
+    """``rates``: physics an integer multiple of control, state no faster than control."""
+    r = v.check_keys(label, "rates", data["rates"], ("physics_hz", "control_hz", "state_pub_hz"))
+    rates = Rates(
+        physics_hz=v.number(label, "rates.physics_hz", r["physics_hz"], positive=True),
+        control_hz=v.number(label, "rates.control_hz", r["control_hz"], positive=True),
+        state_pub_hz=v.number(label, "rates.state_pub_hz", r["state_pub_hz"], positive=True),
+    )
+    ratio = rates.physics_hz / rates.control_hz
+    if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
+        raise ConfigError(
+            f"{label}: rates.physics_hz: {rates.physics_hz} must be an integer multiple of "
+            f"rates.control_hz ({rates.control_hz})"
+        )
+    if rates.state_pub_hz > rates.control_hz:
+        raise ConfigError(
+            f"{label}: rates.state_pub_hz: {rates.state_pub_hz} exceeds rates.control_hz "
+            f"({rates.control_hz}); state only changes once per control period"
+        )
+    return rates
+
+
+def _world(label: str, data: dict[str, Any]
+           ) -> tuple[NDArray[np.float64], float, NDArray[np.float64], NDArray[np.float64]]:
+    """``world`` and ``geofence``: (size (3,) [m], wall thickness [m], fence min, fence max)."""
+    w = v.check_keys(label, "world", data["world"], ("size", "wall_thickness"))
+    size = v.vec3(label, "world.size", w["size"], positive=True)
+    thick = v.number(label, "world.wall_thickness", w["wall_thickness"], positive=True)
+    g = v.check_keys(label, "geofence", data["geofence"], ("min", "max"))
+    gmin = v.vec3(label, "geofence.min", g["min"])
+    gmax = v.vec3(label, "geofence.max", g["max"])
+    if np.any(gmin >= gmax):
+        raise ConfigError(
+            f"{label}: geofence: min {gmin.tolist()} must be below max {gmax.tolist()} on every axis"
+        )
+    if np.any(gmin < 0.0) or np.any(gmax > size):
+        raise ConfigError(
+            f"{label}: geofence: {gmin.tolist()}..{gmax.tolist()} extends outside the world "
+            f"[0, 0, 0]..{size.tolist()}"
+        )
+    return size, thick, gmin, gmax
+
+
+def _check_stations_clear(label: str, tables: dict[str, dict[str, NDArray[np.float64]]],
+                          bays: NDArray[np.float64], shelves: NDArray[np.float64],
+                          shelf_names: list[str], gmin: NDArray[np.float64],
+                          gmax: NDArray[np.float64], radius: float) -> None:
+    """Every station and bay inside the geofence and at least ``radius`` [m] from any shelf."""
+    for kind, table in tables.items():
+        for j, (sname, pos) in enumerate(table.items()):
+            for bay in pos + bays:
+                if np.any(bay < gmin) or np.any(bay > gmax):
+                    raise ConfigError(f"{label}: stations.bays: a bay of {sname!r} at "
+                                      f"{bay.tolist()} is outside the geofence")
+                inside = np.all((bay >= shelves[:, 0] - radius) & (bay <= shelves[:, 1] + radius), 1)
+                if np.any(inside):
+                    k = int(np.argmax(inside))
+                    raise ConfigError(
+                        f"{label}: stations.{kind}[{j}].position: station {sname!r} (or a bay) at "
+                        f"{bay.tolist()} is within {radius} m of {shelf_names[k]}"
+                    )
+
+
+def _drone_count(label: str, data: dict[str, Any], drones: int | None) -> int:
+    """The file's ``drones``, or the override."""
+    n = v.integer(label, "drones", data["drones"], minimum=1)
+    if drones is not None:
+        if isinstance(drones, bool) or not isinstance(drones, int) or drones < 1:
+            raise ConfigError(f"{label}: drones: override must be an integer >= 1, got {drones!r}")
+        n = drones
+    return n
+
+
+def _check_pads_clear(label: str, pads: NDArray[np.float64], shelves: NDArray[np.float64],
+                      shelf_names: list[str], radius: float) -> None:
+    """No home pad under a shelf (grown by ``radius`` [m])."""
+    if not len(shelves):
+        return
+    lo, hi = shelves[:, 0, :2] - radius, shelves[:, 1, :2] + radius
+    under = np.all((pads[:, None, :2] >= lo) & (pads[:, None, :2] <= hi), axis=2)
+    if np.any(under):
+        i, k = np.argwhere(under)[0]
+        raise ConfigError(
+            f"{label}: home_pads: pad {i} at {pads[i].tolist()} is under {shelf_names[k]}; "
+            "move home_pads.origin or the shelves"
+        )
+
+
+def _tasks(label: str, data: dict[str, Any], airframe: Airframe) -> tuple[float, float]:
+    """``tasks``: (arrival rate [1/min], max payload [kg] within the airframe's)."""
+    t = v.check_keys(label, "tasks", data["tasks"], ("rate_per_min", "max_payload_kg"))
+    rate = v.number(label, "tasks.rate_per_min", t["rate_per_min"], non_negative=True)
+    payload = v.number(label, "tasks.max_payload_kg", t["max_payload_kg"], positive=True)
+    if payload > airframe.max_payload:
+        raise ConfigError(
+            f"{label}: tasks.max_payload_kg: {payload} kg exceeds the airframe's max_payload "
+            f"({airframe.max_payload} kg)"
+        )
+    return rate, payload
+
+
+def _enclosure(size: NDArray[np.float64], thick: float
+               ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """(4, 2, 3) walls (west, east, south, north), (2, 3) floor and ceiling slabs [m]."""
+    x, y, z = size
+    walls = np.array(
+        [
+            [[-thick, -thick, 0.0], [0.0, y + thick, z]],
+            [[x, -thick, 0.0], [x + thick, y + thick, z]],
+            [[-thick, -thick, 0.0], [x + thick, 0.0, z]],
+            [[-thick, y, 0.0], [x + thick, y + thick, z]],
+        ]
+    )
+    floor = np.array([[-thick, -thick, -thick], [x + thick, y + thick, 0.0]])
+    ceiling = np.array([[-thick, -thick, z], [x + thick, y + thick, z + thick]])
+    return walls, floor, ceiling
+
+
 def load_scenario(path_or_name: str | Path, *, drones: int | None = None) -> Scenario:
     """Load and validate a scenario.
 
@@ -272,111 +435,25 @@ def load_scenario(path_or_name: str | Path, *, drones: int | None = None) -> Sce
         raise ConfigError(f"{label}: scenario file not found (scenario {str(path_or_name)!r})")
     data = v.read_yaml_mapping(path, label)
     v.check_keys(label, "", data, _TOP_KEYS)
-
     name = v.string(label, "name", data["name"])
     version = v.integer(label, "version", data["version"])
     if version != SCHEMA_VERSION:
         raise ConfigError(f"{label}: version: expected {SCHEMA_VERSION}, got {version!r}")
     seed = v.integer(label, "seed", data["seed"], minimum=0)
-
-    airframe_name = v.string(label, "airframe", data["airframe"])
-    local = path.parent.parent / "airframes" / f"{airframe_name}.yaml"
-    shared = sim_data_dir() / "airframes" / f"{airframe_name}.yaml"
-    if not (local.is_file() or shared.is_file()):
-        raise ConfigError(
-            f"{label}: airframe: no airframe file {airframe_name!r} (tried {local}, {shared})"
-        )
-    airframe = load_airframe(local if local.is_file() else shared)
-
-    r = v.check_keys(label, "rates", data["rates"], ("physics_hz", "control_hz", "state_pub_hz"))
-    rates = Rates(
-        physics_hz=v.number(label, "rates.physics_hz", r["physics_hz"], positive=True),
-        control_hz=v.number(label, "rates.control_hz", r["control_hz"], positive=True),
-        state_pub_hz=v.number(label, "rates.state_pub_hz", r["state_pub_hz"], positive=True),
-    )
-    ratio = rates.physics_hz / rates.control_hz
-    if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
-        raise ConfigError(
-            f"{label}: rates.physics_hz: {rates.physics_hz} must be an integer multiple of "
-            f"rates.control_hz ({rates.control_hz})"
-        )
-    if rates.state_pub_hz > rates.control_hz:
-        raise ConfigError(
-            f"{label}: rates.state_pub_hz: {rates.state_pub_hz} exceeds rates.control_hz "
-            f"({rates.control_hz}); state only changes once per control period"
-        )
-
-    w = v.check_keys(label, "world", data["world"], ("size", "wall_thickness"))
-    size = v.vec3(label, "world.size", w["size"], positive=True)
-    thick = v.number(label, "world.wall_thickness", w["wall_thickness"], positive=True)
-
-    g = v.check_keys(label, "geofence", data["geofence"], ("min", "max"))
-    gmin = v.vec3(label, "geofence.min", g["min"])
-    gmax = v.vec3(label, "geofence.max", g["max"])
-    if np.any(gmin >= gmax):
-        raise ConfigError(
-            f"{label}: geofence: min {gmin.tolist()} must be below max {gmax.tolist()} on every axis"
-        )
-    if np.any(gmin < 0.0) or np.any(gmax > size):
-        raise ConfigError(
-            f"{label}: geofence: {gmin.tolist()}..{gmax.tolist()} extends outside the world "
-            f"[0, 0, 0]..{size.tolist()}"
-        )
-
+    airframe = _airframe(label, path, data)
+    rates = _rates(label, data)
+    size, thick, gmin, gmax = _world(label, data)
     shelves, shelf_names = _shelf_boxes(label, data["shelves"], size)
     pick, drop = _stations(label, data["stations"], gmin, gmax)
     bays = _bays(label, data["stations"].get("bays"))
     radius = airframe.collision_radius
-    for table, kind in ((pick, "pick"), (drop, "drop")):
-        for j, (sname, pos) in enumerate(table.items()):
-            for bay in pos + bays:
-                if np.any(bay < gmin) or np.any(bay > gmax):
-                    raise ConfigError(f"{label}: stations.bays: a bay of {sname!r} at "
-                                      f"{bay.tolist()} is outside the geofence")
-                inside = np.all((bay >= shelves[:, 0] - radius) & (bay <= shelves[:, 1] + radius), 1)
-                if np.any(inside):
-                    k = int(np.argmax(inside))
-                    raise ConfigError(
-                        f"{label}: stations.{kind}[{j}].position: station {sname!r} (or a bay) at "
-                        f"{bay.tolist()} is within {radius} m of {shelf_names[k]}"
-                    )
-
-    n = v.integer(label, "drones", data["drones"], minimum=1)
-    if drones is not None:
-        if isinstance(drones, bool) or not isinstance(drones, int) or drones < 1:
-            raise ConfigError(f"{label}: drones: override must be an integer >= 1, got {drones!r}")
-        n = drones
+    _check_stations_clear(label, {"pick": pick, "drop": drop}, bays, shelves, shelf_names,
+                          gmin, gmax, radius)
+    n = _drone_count(label, data, drones)
     pads = _home_pads(label, data["home_pads"], n, size, radius)
-    if len(shelves):
-        lo, hi = shelves[:, 0, :2] - radius, shelves[:, 1, :2] + radius
-        under = np.all((pads[:, None, :2] >= lo) & (pads[:, None, :2] <= hi), axis=2)
-        if np.any(under):
-            i, k = np.argwhere(under)[0]
-            raise ConfigError(
-                f"{label}: home_pads: pad {i} at {pads[i].tolist()} is under {shelf_names[k]}; "
-                "move home_pads.origin or the shelves"
-            )
-
-    t = v.check_keys(label, "tasks", data["tasks"], ("rate_per_min", "max_payload_kg"))
-    rate = v.number(label, "tasks.rate_per_min", t["rate_per_min"], non_negative=True)
-    payload = v.number(label, "tasks.max_payload_kg", t["max_payload_kg"], positive=True)
-    if payload > airframe.max_payload:
-        raise ConfigError(
-            f"{label}: tasks.max_payload_kg: {payload} kg exceeds the airframe's max_payload "
-            f"({airframe.max_payload} kg)"
-        )
-
-    x, y, z = size
-    walls = np.array(
-        [
-            [[-thick, -thick, 0.0], [0.0, y + thick, z]],
-            [[x, -thick, 0.0], [x + thick, y + thick, z]],
-            [[-thick, -thick, 0.0], [x + thick, 0.0, z]],
-            [[-thick, y, 0.0], [x + thick, y + thick, z]],
-        ]
-    )
-    floor = np.array([[-thick, -thick, -thick], [x + thick, y + thick, 0.0]])
-    ceiling = np.array([[-thick, -thick, z], [x + thick, y + thick, z + thick]])
+    _check_pads_clear(label, pads, shelves, shelf_names, radius)
+    rate, payload = _tasks(label, data, airframe)
+    walls, floor, ceiling = _enclosure(size, thick)
     return Scenario(
         name=name,
         source=path,

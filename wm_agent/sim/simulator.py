@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -25,9 +24,10 @@ from numpy.typing import NDArray
 
 from wm_agent.errors import ConfigError, SimError
 from wm_agent.sim.collisions import CollisionDetector
-from wm_agent.sim.controller import CascadeController, ControllerGains
+from wm_agent.sim.controller import CascadeController
 from wm_agent.sim.dynamics import FleetDynamics, RigidBodyState, settle_on_floor
-from wm_agent.sim.failsafe import Failsafe, FailsafeConfig
+from wm_agent.sim.failsafe import Failsafe
+from wm_agent.sim.options import SimOptions
 from wm_agent.sim.scenario import Scenario
 from wm_agent.sim.types import EventKind, FleetStateArrays, FlightMode, SimEvent, StatusFlag
 
@@ -35,28 +35,6 @@ from wm_agent.sim.types import EventKind, FleetStateArrays, FlightMode, SimEvent
 _OFFBOARD, _HOLD, _LAND = int(FlightMode.OFFBOARD), int(FlightMode.HOLD), int(FlightMode.LAND)
 
 GROUND_TOLERANCE = 0.005  # [m] origin within this of its rest height counts as on the floor
-
-
-@dataclass(frozen=True)
-class SimOptions:
-    """Simulator options beyond the scenario.
-
-    Attributes:
-        drag: rotor drag on. ground_effect: ground effect on.
-        accel_noise_std: white acceleration disturbance per physics step [m/s²] (0 = none;
-            drawn from the seeded RNG, so runs stay reproducible).
-        failsafe: command-loss timing.
-        gains: controller gains.
-        per_rotor_forces: "motor" fidelity applies each rotor's thrust at its hub (True) or the
-            equivalent net force and torque at the centre of mass (False, ~3× fewer PyBullet calls).
-    """
-
-    drag: bool = True
-    ground_effect: bool = True
-    accel_noise_std: float = 0.0
-    failsafe: FailsafeConfig = field(default_factory=FailsafeConfig)
-    gains: ControllerGains = field(default_factory=ControllerGains)
-    per_rotor_forces: bool = True
 
 
 class PhysicsBackend(Protocol):

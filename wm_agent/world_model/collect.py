@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from wm_agent.errors import ConfigError, WmAgentError
+from wm_agent.sim.scenario import Obstacles
 from wm_agent.world_model.dataset import FIELDS, TransitionDataset, new_meta
 from wm_agent.world_model.spaces import (
     WM_DT,
@@ -83,39 +84,6 @@ class CollectConfig:
                 f"collect: mode_probs: expected 5 non-negative numbers summing to 1 (for "
                 f"{', '.join(MODE_NAMES)}), got {self.mode_probs}"
             )
-
-
-@dataclass(frozen=True)
-class Obstacles:
-    """Obstacle geometry of a scenario as the observation builder wants it.
-
-    Attributes:
-        boxes_min, boxes_max: (M, 3) shelf and wall AABBs [m]. shelves: (S, 2, 3) shelf AABBs [m].
-        floor_z, ceiling_z: [m]. fence_min, fence_max: (3,) geofence [m].
-    """
-
-    boxes_min: NDArray[np.float64]
-    boxes_max: NDArray[np.float64]
-    shelves: NDArray[np.float64]
-    floor_z: float
-    ceiling_z: float
-    fence_min: NDArray[np.float64]
-    fence_max: NDArray[np.float64]
-
-    @classmethod
-    def from_scenario(cls, scenario: Any) -> Obstacles:
-        """From a :class:`wm_agent.sim.Scenario` (shelves + walls; floor 0, ceiling = world z)."""
-        boxes = np.concatenate([np.asarray(scenario.shelves).reshape(-1, 2, 3),
-                                np.asarray(scenario.walls).reshape(-1, 2, 3)])
-        return cls(
-            boxes_min=boxes[:, 0].copy(),
-            boxes_max=boxes[:, 1].copy(),
-            shelves=np.asarray(scenario.shelves, np.float64).reshape(-1, 2, 3),
-            floor_z=float(scenario.floor[1, 2]),
-            ceiling_z=float(scenario.ceiling[0, 2]),
-            fence_min=np.asarray(scenario.geofence_min, np.float64),
-            fence_max=np.asarray(scenario.geofence_max, np.float64),
-        )
 
 
 class ExplorationPolicy:
@@ -181,7 +149,7 @@ class ExplorationPolicy:
         pts[:, 2] = self.rng.uniform(0.5, np.minimum(hi[:, 2] + 0.6, self.hi[2]))
         return np.clip(pts, self.lo, self.hi)
 
-    def _new_modes(self, idx: NDArray[np.int64], pos: NDArray[np.float64]) -> None:
+    def _new_modes(self, idx: NDArray[np.int64]) -> None:
         k = idx.size
         mode = self.rng.choice(5, size=k, p=np.asarray(self.config.mode_probs))
         self.mode[idx] = mode
@@ -247,7 +215,7 @@ class ExplorationPolicy:
         self.timer -= 1
         expired = np.flatnonzero(self.timer <= 0)
         if expired.size:
-            self._new_modes(expired, pos)
+            self._new_modes(expired)
         mode = self.mode
         # Neighbour pass: the goal follows the nearest other drone (N ≤ a few hundred here).
         nb = np.flatnonzero(mode == NEIGHBOUR_PASS)
@@ -295,6 +263,65 @@ class ExplorationPolicy:
         return cmd, self.yaw_rate.copy(), fresh
 
 
+class _EpisodeLog:
+    """The transitions recorded so far: every flying drone's step, cut into episodes (one per
+    flight: take-off to landing, crash or the end of the run)."""
+
+    def __init__(self, n: int, spec: ObservationSpec, act_spec: ActionSpec) -> None:
+        self.spec, self.act_spec = spec, act_spec
+        self.parts: dict[str, list[NDArray[Any]]] = {k: [] for k in FIELDS}
+        self.episodes = 0
+        self.ep_id = np.full(n, -1, dtype=np.int64)
+        self.in_episode = np.zeros(n, dtype=bool)
+        self.mode_counts = np.zeros(5, dtype=np.int64)
+        self.collisions = 0
+
+    def new_run(self) -> None:
+        """A run starts: nobody is in an episode."""
+        self.in_episode[:] = False
+
+    def record(self, rec: NDArray[np.intp], st: Any, st1: Any, obs: NDArray[np.float32],
+               obs1: NDArray[np.float32], goal: NDArray[np.float64], cmd: NDArray[np.float64],
+               yaw: NDArray[np.float64], collided: NDArray[np.bool_], failsafe: NDArray[np.bool_],
+               done: NDArray[np.bool_], modes: NDArray[np.int64]) -> None:
+        """One world-model step of the drones ``rec`` (flying at its start): st → st1."""
+        new = rec[~self.in_episode[rec]]
+        self.ep_id[new] = self.episodes + np.arange(new.size)
+        self.episodes += new.size
+        self.in_episode[new] = True
+        d0 = np.linalg.norm(goal[rec] - st.pos[rec], axis=1)
+        d1 = np.linalg.norm(goal[rec] - st1.pos[rec], axis=1)
+        row = {
+            "obs": obs[rec],
+            "action": self.act_spec.normalise(cmd[rec], yaw[rec]),
+            "next_obs": obs1[rec],
+            "position": st.pos[rec].astype(np.float64),
+            "next_position": st1.pos[rec].astype(np.float64),
+            "goal": goal[rec],
+            "progress": (d0 - d1).astype(np.float32),
+            "clearance": min_clearance(obs1[rec], self.spec).astype(np.float32),
+            "collided": collided[rec],
+            "failsafe": failsafe[rec],
+            "done": done,
+            "episode": self.ep_id[rec].copy(),
+            "drone": rec.astype(np.int32),
+            "time": np.full(rec.size, st.time),
+        }
+        for key, value in row.items():
+            self.parts[key].append(value)
+        self.in_episode[rec[done]] = False
+        self.mode_counts += np.bincount(modes[rec], minlength=5)
+        self.collisions += int(collided[rec].sum())
+
+    def arrays(self) -> dict[str, NDArray[Any]]:
+        """Every field, episodes contiguous and time-ordered within."""
+        arrays = {k: np.concatenate(v) if v else np.zeros((0, *(_shape(k, self.spec, self.act_spec))),
+                                                         dtype=FIELDS[k][0])
+                  for k, v in self.parts.items()}
+        order = np.argsort(arrays["episode"], kind="stable")
+        return {k: v[order] for k, v in arrays.items()}
+
+
 def collect(config: CollectConfig, progress: bool = True) -> TransitionDataset:
     """Fly ``config.runs`` runs and return the transitions (episodes contiguous, time-ordered).
 
@@ -317,15 +344,10 @@ def collect(config: CollectConfig, progress: bool = True) -> TransitionDataset:
         )
     steps = round(config.run_seconds / WM_DT)
     n = scenario.drones
-    parts: dict[str, list[NDArray[Any]]] = {k: [] for k in FIELDS}
-    episode_counter = 0
-    ep_id = np.full(n, -1, dtype=np.int64)
-    in_episode = np.zeros(n, dtype=bool)
+    log = _EpisodeLog(n, spec, act_spec)
     flag_fly = np.uint16(StatusFlag.FLYING)
     flag_col = np.uint16(StatusFlag.COLLIDED)
     flag_fs = np.uint16(StatusFlag.FAILSAFE_HOLD | StatusFlag.FAILSAFE_LAND)
-    mode_counts = np.zeros(5, dtype=np.int64)
-    collisions = 0
     t_start = time.perf_counter()
     bar = tqdm(total=config.runs * steps, desc="collect", unit="step", disable=not progress)
 
@@ -337,76 +359,46 @@ def collect(config: CollectConfig, progress: bool = True) -> TransitionDataset:
         ).obs
 
     gs = spec.slice("goal_rel")
+    no_cmd = np.zeros(n, dtype=bool)
     for run in range(config.runs):
-        run_seed = config.seed * 1000 + run
-        sim.reset(seed=run_seed)
+        sim.reset(seed=config.seed * 1000 + run)
         policy = ExplorationPolicy(n, obstacles, config, np.random.default_rng([config.seed, run]))
-        in_episode[:] = False
+        log.new_run()
         st = sim.state()
         obs = observe(st, policy.goal)
         for k in range(steps):
+            # 1. The policy acts; the command is held for one world-model step.
             flying0 = ((st.status & flag_fly) != 0) & ((st.status & flag_col) == 0)
             cmd, yaw, fresh = policy.act(st.pos, flying0, obs)
             goal = policy.goal.copy()
             obs[:, gs] = goal_relative(st.pos, goal, spec)
-            no_cmd = np.zeros(n, dtype=bool)
             for c in range(substeps):
                 sim.step(cmd, yaw, fresh if c == 0 else no_cmd)
             st1 = sim.state()
             sim.drain_events()
             obs1 = observe(st1, goal)
+            # 2. Record the drones that were flying at its start.
             flying1 = ((st1.status & flag_fly) != 0) & ((st1.status & flag_col) == 0)
             collided = ((st1.status & flag_col) != 0) & ((st.status & flag_col) == 0)
             failsafe = ~fresh | ((st.status & flag_fs) != 0) | ((st1.status & flag_fs) != 0)
             rec = np.flatnonzero(flying0)
             if rec.size:
-                new = rec[~in_episode[rec]]
-                ep_id[new] = episode_counter + np.arange(new.size)
-                episode_counter += new.size
-                in_episode[new] = True
-                done = ~flying1[rec] | (k == steps - 1)
-                d0 = np.linalg.norm(goal[rec] - st.pos[rec], axis=1)
-                d1 = np.linalg.norm(goal[rec] - st1.pos[rec], axis=1)
-                row = {
-                    "obs": obs[rec],
-                    "action": act_spec.normalise(cmd[rec], yaw[rec]),
-                    "next_obs": obs1[rec],
-                    "position": st.pos[rec].astype(np.float64),
-                    "next_position": st1.pos[rec].astype(np.float64),
-                    "goal": goal[rec],
-                    "progress": (d0 - d1).astype(np.float32),
-                    "clearance": min_clearance(obs1[rec], spec).astype(np.float32),
-                    "collided": collided[rec],
-                    "failsafe": failsafe[rec],
-                    "done": done,
-                    "episode": ep_id[rec].copy(),
-                    "drone": rec.astype(np.int32),
-                    "time": np.full(rec.size, st.time),
-                }
-                for key, value in row.items():
-                    parts[key].append(value)
-                in_episode[rec[done]] = False
-                mode_counts += np.bincount(policy.mode[rec], minlength=5)
-                collisions += int(collided[rec].sum())
+                log.record(rec, st, st1, obs, obs1, goal, cmd, yaw, collided, failsafe,
+                           ~flying1[rec] | (k == steps - 1), policy.mode)
             st, obs = st1, obs1
             bar.update(1)
     bar.close()
     sim.close()
-    arrays = {k: np.concatenate(v) if v else np.zeros((0, *(_shape(k, spec, act_spec))),
-                                                     dtype=FIELDS[k][0])
-              for k, v in parts.items()}
-    order = np.argsort(arrays["episode"], kind="stable")
-    arrays = {k: v[order] for k, v in arrays.items()}
     meta = new_meta(
         scenario.name, config.seed, spec, act_spec.to_dict(),
         drones=n, runs=config.runs, run_seconds=config.run_seconds, fidelity=config.fidelity,
         accel_noise_std=config.accel_noise_std, control_hz=scenario.rates.control_hz,
         control_periods_per_step=substeps, dt=WM_DT,
         policy={"mode_probs": list(config.mode_probs), "max_cmd_speed": config.max_cmd_speed,
-                "transitions_per_mode": dict(zip(MODE_NAMES, mode_counts.tolist(), strict=True))},
-        collisions=collisions, wall_seconds=round(time.perf_counter() - t_start, 2),
+                "transitions_per_mode": dict(zip(MODE_NAMES, log.mode_counts.tolist(), strict=True))},
+        collisions=log.collisions, wall_seconds=round(time.perf_counter() - t_start, 2),
     )
-    return TransitionDataset(arrays, meta)
+    return TransitionDataset(log.arrays(), meta)
 
 
 def _shape(key: str, spec: ObservationSpec, act: ActionSpec) -> tuple[int, ...]:

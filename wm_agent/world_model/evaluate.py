@@ -24,7 +24,7 @@ import torch
 from numpy.typing import NDArray
 
 from wm_agent.errors import ModelError, WmAgentError
-from wm_agent.world_model.artifacts import default_model_dir, load_model, update_card
+from wm_agent.world_model.artifacts import RETRAINED_MODEL_DIR, load_model, update_card
 from wm_agent.world_model.dataset import TransitionDataset, load_dataset
 from wm_agent.world_model.model import WorldModel
 
@@ -207,8 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="k-step open-loop position/velocity error of the world model vs constant-"
         "velocity and linear baselines on held-out episodes; writes the table into the card.",
     )
-    p.add_argument("--model", type=Path, default=None,
-                   help="model folder (default <share>/models/wm_default)")
+    p.add_argument("--model", type=Path, default=RETRAINED_MODEL_DIR,
+                   help=f"model folder (default {RETRAINED_MODEL_DIR}, what `wm-agent train` "
+                   "writes; the shipped model: models/wm_default)")
     p.add_argument("--data", type=Path, default=None, help="training dataset (default: the card's)")
     p.add_argument("--heldout", type=Path, default=None,
                    help="separate held-out dataset (default: the training run's validation episodes)")
@@ -222,7 +223,7 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     error."""
     ns = build_parser().parse_args(argv)
     try:
-        result = evaluate_folder(ns.model or default_model_dir(), ns.data, ns.heldout,
+        result = evaluate_folder(ns.model, ns.data, ns.heldout,
                                  ns.max_windows, write_card=not ns.no_card)
     except WmAgentError as exc:
         print(f"wm-agent eval-model: error: {exc}")

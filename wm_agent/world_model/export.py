@@ -27,7 +27,7 @@ import torch
 
 from wm_agent.errors import ModelError, WmAgentError
 from wm_agent.world_model.artifacts import (
-    default_model_dir,
+    RETRAINED_MODEL_DIR,
     file_entry,
     load_model,
     update_card,
@@ -215,8 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export a trained model folder to ONNX (encoder.onnx, dynamics.onnx) with a "
         "dynamic batch, check torch vs onnxruntime, record hashes in the card.",
     )
-    p.add_argument("--model", type=Path, default=None,
-                   help="model folder (default <share>/models/wm_default)")
+    p.add_argument("--model", type=Path, default=RETRAINED_MODEL_DIR,
+                   help=f"model folder (default {RETRAINED_MODEL_DIR}, what `wm-agent train` writes)")
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                    help=f"max |torch - onnxruntime| (default {DEFAULT_TOLERANCE})")
     p.add_argument("--legacy", action="store_true", help="use the legacy TorchScript exporter")
@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
 def export_main(argv: list[str] | None = None) -> int:
     """CLI: ``wm-agent export``. Returns the exit status (0 ok, 2 error)."""
     ns = build_parser().parse_args(argv)
-    folder = ns.model or default_model_dir()
+    folder = ns.model
     try:
         report = export_folder(folder, tolerance=ns.tolerance,
                                exporter="legacy" if ns.legacy else "dynamo")

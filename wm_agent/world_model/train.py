@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from wm_agent.errors import ConfigError, ModelError, WmAgentError
-from wm_agent.world_model.artifacts import default_model_dir, save_model
+from wm_agent.world_model.artifacts import RETRAINED_MODEL_DIR, save_model
 from wm_agent.world_model.dataset import TransitionDataset, load_dataset
 from wm_agent.world_model.model import WorldModel, WorldModelConfig, parameter_count
 
@@ -249,6 +249,149 @@ def _set_determinism(cfg: TrainConfig) -> None:
     torch.manual_seed(cfg.seed)
 
 
+@dataclass
+class _Split:
+    """The data of one training run: the dataset, its train/validation split and windows."""
+
+    ds: TransitionDataset
+    data_path: Path | None
+    data_id: str
+    train: TransitionDataset
+    val: TransitionDataset
+    train_starts: NDArray[np.int64]
+    val_starts: NDArray[np.int64]
+
+
+def _split(ds: TransitionDataset, data_path: Path | None, cfg: TrainConfig) -> _Split:
+    """Split episodes into train/validation and pick the windows (fixed validation windows)."""
+    train_ds, val_ds = ds.split(cfg.val_fraction, cfg.seed)
+    train_starts = train_ds.window_starts(cfg.horizon)
+    val_all = val_ds.window_starts(cfg.horizon)
+    if train_starts.size == 0 or val_all.size == 0:
+        raise ModelError(
+            f"train: no windows of {cfg.horizon} steps in the training ({train_starts.size}) or "
+            f"validation ({val_all.size}) split; collect more data or lower --horizon"
+        )
+    val_starts = np.sort(np.random.default_rng([cfg.seed, 1]).permutation(val_all)[: cfg.val_windows])
+    return _Split(ds, data_path, str(ds.meta.get("npz_sha256", "in-memory")), train_ds, val_ds,
+                  train_starts, val_starts)
+
+
+@dataclass
+class _Progress:
+    """Everything a checkpoint holds besides the model: optimizer, history, best so far."""
+
+    opt: torch.optim.Optimizer
+    best_state: dict[str, torch.Tensor]
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_val: float = math.inf
+    best_epoch: int = -1
+    bad: int = 0
+    next_epoch: int = 0
+
+    def save(self, model: WorldModel, path: Path, epoch: int, key: dict[str, Any]) -> None:
+        """Write the checkpoint atomically (resume continues bit for bit from it)."""
+        torch.save(
+            {
+                "model": model.state_dict(), "optimizer": self.opt.state_dict(), "epoch": epoch,
+                "best_state": self.best_state, "best_val": self.best_val,
+                "best_epoch": self.best_epoch, "bad": self.bad,
+                "history": json.dumps(self.history), "key": json.dumps(key),
+                "torch_rng": torch.get_rng_state(),
+            },
+            path.with_name(path.name + ".tmp"),
+        )
+        path.with_name(path.name + ".tmp").replace(path)
+
+    def load(self, model: WorldModel, path: Path, key: dict[str, Any]) -> None:
+        """Restore from ``path`` (written for the same data and settings, else ModelError)."""
+        if not path.is_file():
+            raise ModelError(f"train --resume: no checkpoint at {path}")
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+        if json.loads(ck["key"]) != json.loads(json.dumps(key)):
+            raise ModelError(
+                f"train --resume: {path} was written for other data or settings; start "
+                "without --resume or use the original arguments"
+            )
+        model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.best_state = ck["best_state"]
+        self.history = json.loads(ck["history"])
+        self.best_val, self.best_epoch = float(ck["best_val"]), int(ck["best_epoch"])
+        self.bad = int(ck["bad"])
+        self.next_epoch = int(ck["epoch"]) + 1
+        torch.set_rng_state(ck["torch_rng"])
+
+
+def _train_epoch(model: WorldModel, opt: torch.optim.Optimizer, data: _Split, cfg: TrainConfig,
+                 epoch: int, progress: bool) -> dict[str, float]:
+    """One epoch of ``steps_per_epoch`` batches; the mean of each logged quantity."""
+    model.train()
+    rng = np.random.default_rng([cfg.seed, 1000 + epoch])
+    sums: dict[str, float] = {}
+    bar = tqdm(range(cfg.steps_per_epoch), desc=f"epoch {epoch}", disable=not progress, leave=False)
+    for i in bar:
+        step = epoch * cfg.steps_per_epoch + i
+        for g in opt.param_groups:
+            g["lr"] = _lr(cfg, step)
+        idx = data.train_starts[rng.integers(0, data.train_starts.size, cfg.batch_size)]
+        batch = to_batch(data.train.windows(idx, cfg.horizon), cfg.risk_distance)
+        loss, logs = window_loss(model, batch, cfg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        logs["grad_norm"] = float(gnorm)
+        for k, v in logs.items():
+            sums[k] = sums.get(k, 0.0) + v
+        if i % 20 == 0:
+            bar.set_postfix(loss=f"{logs['loss']:.4f}")
+    return {k: v / cfg.steps_per_epoch for k, v in sums.items()}
+
+
+def _write_model(model: WorldModel, out: Path | str, data: _Split, cfg: TrainConfig,
+                 prog: _Progress, stopped: bool, run_dir: Path) -> dict[str, Any]:
+    """The model folder: weights, card (data, training, validation metrics), loss curve."""
+    ds, history = data.ds, prog.history
+    a = ds.arrays
+    card = save_model(model, out, {
+        "observation_spec": ds.meta["spec"],
+        "action_spec": ds.meta["action_spec"],
+        "dt": ds.spec.dt,
+        "data": {
+            "file": str(data.data_path) if data.data_path else None,
+            "npz_sha256": data.data_id,
+            "scenario": ds.meta["scenario"],
+            "seed": ds.meta["seed"],
+            "sim_version": ds.meta["sim_version"],
+            "transitions": len(ds),
+            "episodes": int(ds.episodes.size),
+            "train_episodes": int(data.train.episodes.size),
+            "val_episodes": int(data.val.episodes.size),
+            "collisions": int(a["collided"].sum()),
+            "failsafe_transitions": int(a["failsafe"].sum()),
+        },
+        "training": {
+            **cfg.to_dict(),
+            "epochs_run": len(history),
+            "best_epoch": prog.best_epoch,
+            "stopped_early": stopped,
+            "torch_version": torch.__version__,
+            "seconds": history[-1]["seconds"] if history else 0.0,
+        },
+        "metrics": {"validation": {k[4:]: v for k, v in history[prog.best_epoch].items()
+                                   if k.startswith("val_")} if history else {}},
+    })
+    if (run_dir / CURVE).is_file():
+        import shutil
+
+        from wm_agent.world_model.artifacts import read_card, write_card
+
+        shutil.copyfile(run_dir / CURVE, Path(out) / CURVE)
+        card = write_card(out, read_card(out))
+    return card
+
+
 def train(
     data: TransitionDataset | Path | str,
     cfg: TrainConfig,
@@ -276,155 +419,67 @@ def train(
         ModelError: unusable data, no windows, or a checkpoint from other data/settings.
     """
     if isinstance(data, TransitionDataset):
-        ds = data
-        data_path = Path(data_file) if data_file is not None else None
+        ds, data_path = data, (Path(data_file) if data_file is not None else None)
     else:
         data_path = Path(data)
         ds = load_dataset(data_path)
-    data_id = str(ds.meta.get("npz_sha256", "in-memory"))
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if ds.spec.size != cfg.model.obs_dim or int(ds.meta["action_dim"]) != cfg.model.action_dim:
         cfg = replace(cfg, model=replace(cfg.model, obs_dim=ds.spec.size,
                                          action_dim=int(ds.meta["action_dim"])))
     _set_determinism(cfg)
-    train_ds, val_ds = ds.split(cfg.val_fraction, cfg.seed)
-    train_starts = train_ds.window_starts(cfg.horizon)
-    val_all = val_ds.window_starts(cfg.horizon)
-    if train_starts.size == 0 or val_all.size == 0:
-        raise ModelError(
-            f"train: no windows of {cfg.horizon} steps in the training ({train_starts.size}) or "
-            f"validation ({val_all.size}) split; collect more data or lower --horizon"
-        )
-    val_starts = np.sort(np.random.default_rng([cfg.seed, 1]).permutation(val_all)[: cfg.val_windows])
+    split = _split(ds, data_path, cfg)
 
+    # 1. Model, normaliser, optimizer — or all of them from the checkpoint.
     model = WorldModel(cfg.model)
-    fit_normaliser(model, train_ds)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    history: list[dict[str, float]] = []
-    best_val, best_epoch, bad = math.inf, -1, 0
-    best_state = {k: v.clone() for k, v in model.state_dict().items()}
-    start_epoch = 0
+    fit_normaliser(model, split.train)
+    prog = _Progress(torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay),
+                     {k: v.clone() for k, v in model.state_dict().items()})
     ckpt_path = run_dir / CHECKPOINT
-    key = {"config": cfg.to_dict(), "data": data_id, "threads": cfg.threads}
+    key = {"config": cfg.to_dict(), "data": split.data_id, "threads": cfg.threads}
     if resume:
-        if not ckpt_path.is_file():
-            raise ModelError(f"train --resume: no checkpoint at {ckpt_path}")
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if json.loads(ck["key"]) != json.loads(json.dumps(key)):
-            raise ModelError(
-                f"train --resume: {ckpt_path} was written for other data or settings; start "
-                "without --resume or use the original arguments"
-            )
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        best_state = ck["best_state"]
-        history = json.loads(ck["history"])
-        best_val, best_epoch, bad = float(ck["best_val"]), int(ck["best_epoch"]), int(ck["bad"])
-        start_epoch = int(ck["epoch"]) + 1
-        torch.set_rng_state(ck["torch_rng"])
+        prog.load(model, ckpt_path, key)
     elif (run_dir / LOG).exists():
         (run_dir / LOG).unlink()
 
-    stopped = bad >= cfg.patience
+    # 2. Epochs: train, validate, keep the best, stop after `patience` epochs without progress.
+    stopped = prog.bad >= cfg.patience
     t0 = time.perf_counter()
-    for epoch in range(start_epoch, cfg.epochs):
+    for epoch in range(prog.next_epoch, cfg.epochs):
         if stopped:
             break
-        model.train()
-        rng = np.random.default_rng([cfg.seed, 1000 + epoch])
-        sums: dict[str, float] = {}
-        bar = tqdm(range(cfg.steps_per_epoch), desc=f"epoch {epoch}", disable=not progress, leave=False)
-        for i in bar:
-            step = epoch * cfg.steps_per_epoch + i
-            for g in opt.param_groups:
-                g["lr"] = _lr(cfg, step)
-            idx = train_starts[rng.integers(0, train_starts.size, cfg.batch_size)]
-            batch = to_batch(train_ds.windows(idx, cfg.horizon), cfg.risk_distance)
-            loss, logs = window_loss(model, batch, cfg)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            logs["grad_norm"] = float(gnorm)
-            for k, v in logs.items():
-                sums[k] = sums.get(k, 0.0) + v
-            if i % 20 == 0:
-                bar.set_postfix(loss=f"{logs['loss']:.4f}")
-        val = evaluate_loss(model, val_ds, val_starts, cfg)
+        train_means = _train_epoch(model, prog.opt, split, cfg, epoch, progress)
+        val = evaluate_loss(model, split.val, split.val_starts, cfg)
         row: dict[str, float] = {"epoch": epoch, "lr": _lr(cfg, (epoch + 1) * cfg.steps_per_epoch - 1),
                                  "seconds": round(time.perf_counter() - t0, 2)}
-        row.update({f"train_{k}": v / cfg.steps_per_epoch for k, v in sums.items()})
+        row.update({f"train_{k}": v for k, v in train_means.items()})
         row.update({f"val_{k}": v for k, v in val.items()})
-        history.append(row)
-        if val["loss"] < best_val - 1e-6:
-            best_val, best_epoch, bad = val["loss"], epoch, 0
-            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+        prog.history.append(row)
+        if val["loss"] < prog.best_val - 1e-6:
+            prog.best_val, prog.best_epoch, prog.bad = val["loss"], epoch, 0
+            prog.best_state = {k: v.clone() for k, v in model.state_dict().items()}
         else:
-            bad += 1
-        stopped = bad >= cfg.patience
+            prog.bad += 1
+        stopped = prog.bad >= cfg.patience
         with (run_dir / LOG).open("a") as f:
             f.write(json.dumps(row, sort_keys=True) + "\n")
         if progress:
             tqdm.write(
                 f"epoch {epoch}: train {row['train_loss']:.4f} val {val['loss']:.4f} "
-                f"val pos err@H {val['pos_err_H_m']:.3f} m (best epoch {best_epoch})"
+                f"val pos err@H {val['pos_err_H_m']:.3f} m (best epoch {prog.best_epoch})"
             )
-        torch.save(
-            {
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
-                "best_state": best_state, "best_val": best_val, "best_epoch": best_epoch,
-                "bad": bad, "history": json.dumps(history), "key": json.dumps(key),
-                "torch_rng": torch.get_rng_state(),
-            },
-            run_dir / (CHECKPOINT + ".tmp"),
-        )
-        (run_dir / (CHECKPOINT + ".tmp")).replace(ckpt_path)
+        prog.save(model, ckpt_path, epoch, key)
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
-            return TrainResult(model.eval(), history, best_epoch, False, None)
-    if history:
-        plot_curve(history, run_dir / CURVE)
-    model.load_state_dict(best_state)
+            return TrainResult(model.eval(), prog.history, prog.best_epoch, False, None)
+
+    # 3. The best epoch's weights; the model folder.
+    if prog.history:
+        plot_curve(prog.history, run_dir / CURVE)
+    model.load_state_dict(prog.best_state)
     model.eval()
-    card = None
-    if out is not None:
-        a = ds.arrays
-        card = save_model(model, out, {
-            "observation_spec": ds.meta["spec"],
-            "action_spec": ds.meta["action_spec"],
-            "dt": ds.spec.dt,
-            "data": {
-                "file": str(data_path) if data_path else None,
-                "npz_sha256": data_id,
-                "scenario": ds.meta["scenario"],
-                "seed": ds.meta["seed"],
-                "sim_version": ds.meta["sim_version"],
-                "transitions": len(ds),
-                "episodes": int(ds.episodes.size),
-                "train_episodes": int(train_ds.episodes.size),
-                "val_episodes": int(val_ds.episodes.size),
-                "collisions": int(a["collided"].sum()),
-                "failsafe_transitions": int(a["failsafe"].sum()),
-            },
-            "training": {
-                **cfg.to_dict(),
-                "epochs_run": len(history),
-                "best_epoch": best_epoch,
-                "stopped_early": stopped,
-                "torch_version": torch.__version__,
-                "seconds": history[-1]["seconds"] if history else 0.0,
-            },
-            "metrics": {"validation": {k[4:]: v for k, v in history[best_epoch].items()
-                                       if k.startswith("val_")} if history else {}},
-        })
-        if (run_dir / CURVE).is_file():
-            import shutil
-
-            shutil.copyfile(run_dir / CURVE, Path(out) / CURVE)
-            from wm_agent.world_model.artifacts import read_card, write_card
-
-            card = write_card(out, read_card(out))
-    return TrainResult(model, history, best_epoch, stopped, card)
+    card = _write_model(model, out, split, cfg, prog, stopped, run_dir) if out is not None else None
+    return TrainResult(model, prog.history, prog.best_epoch, stopped, card)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -434,8 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wm-agent train", description="Train the world model.")
     p.add_argument("--data", type=Path, default=Path("runs/wm/data/warehouse.npz"),
                    help="dataset .npz from `wm-agent collect`")
-    p.add_argument("--out", type=Path, default=None,
-                   help="model folder to write (default <share>/models/wm_default)")
+    p.add_argument("--out", type=Path, default=RETRAINED_MODEL_DIR,
+                   help=f"model folder to write (default {RETRAINED_MODEL_DIR}; the shipped model "
+                   "is only replaced when named, e.g. --out models/wm_default)")
     p.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR,
                    help=f"checkpoint, log and curve folder (default {DEFAULT_RUN_DIR})")
     p.add_argument("--resume", action="store_true", help="continue from --run-dir's checkpoint")
@@ -483,7 +539,7 @@ def train_main(argv: list[str] | None = None) -> int:
                           shared_head=ns.shared_head),
         )
         ds = load_dataset(ns.data, allow_mismatch=ns.allow_mismatch)
-        out = ns.out or default_model_dir()
+        out = ns.out
         result = train(ds, cfg, data_file=ns.data, run_dir=ns.run_dir, out=out,
                        resume=ns.resume, progress=not ns.no_progress)
     except WmAgentError as exc:

@@ -1,9 +1,11 @@
-"""MPPI in the world model's latent space (TD-MPC2's ``_plan``), batched over drones.
+"""The plan graph: MPPI in the world model's latent space (TD-MPC2's ``_plan``), batched over drones.
 
 One planning step for B drones is ONE batched computation: the B·S samples of every iteration are
 flattened into the world model's batch. :class:`PlanGraph` is a pure-tensor ``nn.Module`` (no
 Python branching on data, fixed iteration/horizon loops that unroll) so that exactly the same
-code runs in torch eager and, exported, in ONNX Runtime (``wm_agent.planning.export``).
+code runs in torch eager and, exported, in ONNX Runtime (:mod:`wm_agent.planning.export`).
+Settings are :class:`wm_agent.planning.config.PlannerConfig`; the numpy wrapper that feeds a
+backend is :class:`wm_agent.planning.planner.Planner`.
 
 Search space ("parameters", D per drone): either the raw plan (H·4 normalised actions,
 ``action_space="raw"``) or the K latent dims of the action autoencoder
@@ -26,131 +28,17 @@ the predicted ``dpos`` [m]:
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass, replace
-from typing import Any, NamedTuple, Protocol, cast
+from pathlib import Path
+from typing import Any, NamedTuple, cast
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from numpy.typing import NDArray
 from torch import nn
 
 from wm_agent.errors import ConfigError, ModelError
+from wm_agent.planning.config import ACTION_DIM, PlannerConfig
 from wm_agent.world_model.model import Mish, WorldModel
 from wm_agent.world_model.spaces import ActionSpec, ObservationSpec
-
-ACTION_DIM = 4
-ACTION_SPACES = ("raw", "latent")
-
-
-@dataclass(frozen=True)
-class PlannerConfig:
-    """All planner settings (one config, TD-MPC2 style).
-
-    Attributes:
-        samples: S candidate plans per drone and iteration (sample 0 is the current mean).
-        elites: K best samples the mean/std are refit to.
-        iterations: refits per planning step.
-        horizon: H world-model steps (1/12 s each).
-        temperature: softmax temperature of the elite weights [cost units].
-        min_std, max_std: bounds of the sampling std (normalised action units, or latent units).
-        max_plan_speed: candidates are projected to this speed [m/s].
-        plan_yaw: plan the yaw rate too (False: yaw rate 0).
-        action_space: "raw" (H·4 actions) or "latent" (the action autoencoder's latent).
-        shared_noise: one noise tensor for all drones (saves drawing B× the noise; per-drone
-            samples stay i.i.d., only correlated across drones).
-        w_goal, w_terminal, w_collision, w_progress, w_smooth, w_fence, w_speed, w_neighbour:
-            cost weights. neighbour_margin: distance below which neighbours cost [m].
-        fence_min, fence_max: geofence box [m], map ENU.
-    """
-
-    samples: int = 256
-    elites: int = 32
-    iterations: int = 4
-    horizon: int = 8
-    temperature: float = 0.5
-    min_std: float = 0.03
-    max_std: float = 0.25
-    max_plan_speed: float = 3.0
-    plan_yaw: bool = False
-    action_space: str = "latent"
-    shared_noise: bool = False
-    w_goal: float = 1.0
-    w_terminal: float = 2.0
-    w_collision: float = 20.0
-    w_progress: float = 0.5
-    w_smooth: float = 0.05
-    w_fence: float = 20.0
-    w_speed: float = 0.0
-    w_neighbour: float = 200.0
-    neighbour_margin: float = 0.8
-    fence_min: tuple[float, float, float] = (0.3, 0.3, 0.0)
-    fence_max: tuple[float, float, float] = (39.7, 29.7, 5.5)
-
-    def __post_init__(self) -> None:
-        for name in ("samples", "elites", "horizon"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"planner config: {name}: expected >= 1, got {getattr(self, name)}")
-        if self.iterations < 0:
-            raise ConfigError(f"planner config: iterations: expected >= 0, got {self.iterations}")
-        if self.elites > self.samples:
-            raise ConfigError(
-                f"planner config: elites ({self.elites}) must not exceed samples ({self.samples})"
-            )
-        if not (self.temperature > 0 and 0 <= self.min_std <= self.max_std and self.max_plan_speed > 0):
-            raise ConfigError(
-                "planner config: expected temperature > 0, 0 <= min_std <= max_std, "
-                f"max_plan_speed > 0; got {self.temperature}, {self.min_std}, {self.max_std}, "
-                f"{self.max_plan_speed}"
-            )
-        if self.action_space not in ACTION_SPACES:
-            raise ConfigError(
-                f"planner config: action_space: expected one of {ACTION_SPACES}, got {self.action_space!r}"
-            )
-        for name in ("fence_min", "fence_max"):
-            if len(getattr(self, name)) != 3:
-                raise ConfigError(f"planner config: {name}: expected 3 numbers, got {getattr(self, name)}")
-        if not all(lo <= hi for lo, hi in zip(self.fence_min, self.fence_max, strict=True)):
-            raise ConfigError(
-                f"planner config: fence_min {self.fence_min} must not exceed fence_max {self.fence_max}"
-            )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return asdict(self)
-
-    def with_scenario(self, scenario: Any) -> PlannerConfig:
-        """This config with the geofence of a :class:`wm_agent.sim.Scenario`."""
-        return replace(
-            self,
-            fence_min=tuple(float(x) for x in scenario.geofence_min),  # type: ignore[arg-type]
-            fence_max=tuple(float(x) for x in scenario.geofence_max),  # type: ignore[arg-type]
-        )
-
-
-FULL = PlannerConfig()
-"""The single-drone configuration: 256 samples × 4 iterations × 8 steps in the latent action space
-(latent actions won the closed-loop check on time to goal and clearance at a lower cost; see
-docs/PLANNER.md)."""
-
-FLEET = PlannerConfig(samples=16, elites=4, iterations=1, action_space="latent", shared_noise=True)
-"""The fleet configuration (1,000 drones per call): 16 samples × 1 iteration × 8 steps in the
-latent action space; the warm start carries the optimisation across steps (one refit per step
-instead of four), one noise tensor for all drones."""
-
-
-class ActionCodec(Protocol):
-    """Latent action autoencoder as the plan graph uses it (see ``latent_actions``)."""
-
-    latent_dim: int
-    horizon: int
-
-    def encode_plan(self, plan: torch.Tensor) -> torch.Tensor:
-        """(N, H, 4) → (N, K)."""
-
-    def decode_plan(self, code: torch.Tensor) -> torch.Tensor:
-        """(N, K) → (N, H, 4)."""
 
 
 def fast_mish(x: torch.Tensor) -> torch.Tensor:
@@ -539,223 +427,7 @@ class PlanGraph(nn.Module):
         return plan[:, 0], plan, cost, risk, clear
 
 
-def stagger_step(
-    plans: NDArray[np.float32], new_plans: NDArray[np.float32], replanned: NDArray[np.intp]
-) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """Staggered replanning for a fleet: drones in ``replanned`` take their new plan, the others
-    advance their previous plan by one step (the action executed now is ``plan[:, 0]``).
-
-    Args:
-        plans: (N, H, 4) every drone's current plan. new_plans: (len(replanned), H, 4).
-        replanned: indices of the drones planned this step.
-
-    Returns:
-        (N, H, 4) plans whose first action is the command now, and (N,) predicted clearance
-        placeholder (inf: unknown for drones following an older plan).
-    """
-    out = np.concatenate([plans[:, 1:], plans[:, -1:]], axis=1)
-    out[replanned] = new_plans
-    return out.astype(np.float32), np.full(plans.shape[0], np.inf, np.float32)
-
-
-class PlanResult(NamedTuple):
-    """One planning step for B drones.
-
-    Attributes:
-        action: (B, 4) float32 first action, normalised [-1, 1] (vx, vy, vz, yaw_rate).
-        cmd_vel: (B, 3) float64 its velocity setpoint [m/s], map ENU.
-        yaw_rate: (B,) float64 [rad/s].
-        plan: (B, H, 4) float32 mean plan (normalised), the next call's warm start.
-        cost: (B,) float32 predicted cost of the plan (inf for invalid rows).
-        collision_prob: (B,) float32 max predicted collision probability along the plan.
-        min_clearance: (B,) float32 predicted smallest obstacle clearance along the plan [m].
-        valid: (B,) bool — False: the row's inputs were invalid/non-finite; action is zero.
-        latency_ms: wall time of the call [ms].
-    """
-
-    action: NDArray[np.float32]
-    cmd_vel: NDArray[np.float64]
-    yaw_rate: NDArray[np.float64]
-    plan: NDArray[np.float32]
-    cost: NDArray[np.float32]
-    collision_prob: NDArray[np.float32]
-    min_clearance: NDArray[np.float32]
-    valid: NDArray[np.bool_]
-    latency_ms: float
-
-
-class PlanBackend(Protocol):
-    """Runs :class:`PlanGraph` on numpy float32 inputs; torch / onnxruntime implement it."""
-
-    name: str
-
-    def run(self, obs: NDArray[np.float32], pos: NDArray[np.float32], goal: NDArray[np.float32],
-            prev_plan: NDArray[np.float32], noise: NDArray[np.float32]) -> list[NDArray[np.float32]]:
-        """Outputs of :meth:`PlanGraph.forward` as float32 arrays."""
-
-    def describe(self) -> dict[str, Any]:
-        """Backend name, device / providers."""
-
-
-class TorchPlanBackend:
-    """Torch eager on the current device (CUDA when the model is there, else CPU)."""
-
-    name = "torch"
-
-    def __init__(self, graph: PlanGraph):
-        self.graph = graph.eval()
-        self.device = next(graph.model.parameters()).device
-
-    @torch.no_grad()
-    def run(self, obs: NDArray[np.float32], pos: NDArray[np.float32], goal: NDArray[np.float32],
-            prev_plan: NDArray[np.float32], noise: NDArray[np.float32]) -> list[NDArray[np.float32]]:
-        """See :class:`PlanBackend`."""
-        dev = self.device
-        outs = self.graph(*(torch.from_numpy(x).to(dev) for x in (obs, pos, goal, prev_plan, noise)))
-        return [o.cpu().numpy() for o in outs]
-
-    def describe(self) -> dict[str, Any]:
-        """See :class:`PlanBackend`."""
-        return {"backend": self.name, "device": str(self.device)}
-
-
-def _check(name: str, arr: Any, shape: tuple[int | str, ...]) -> NDArray[np.float32]:
-    a = np.asarray(arr)
-    want = tuple(s if isinstance(s, int) else -1 for s in shape)
-    ok = a.ndim == len(shape) and all(w < 0 or w == g for w, g in zip(want, a.shape, strict=False))
-    if not ok or not np.issubdtype(a.dtype, np.number):
-        raise ModelError(
-            f"planner: {name}: expected a numeric array of shape "
-            f"({', '.join(str(s) for s in shape)}), got {a.dtype} {a.shape}"
-        )
-    return a.astype(np.float32, copy=False)
-
-
-class Planner:
-    """Plans B drones per call with a :class:`PlanBackend`; draws the noise from a seeded generator.
-
-    Args:
-        backend: runs the plan graph. config: settings (must match the backend's graph).
-        action_spec: normalisation of actions. param_dim: D of the searched vector.
-        obs_dim: observation size. seed: seed of the noise generator (``rng`` wins if given).
-        rng: an explicit numpy generator.
-        noise_bank: size of a pool of standard-normal numbers drawn once; calls that need at
-            most a quarter of it take a window at a random offset (drawing 32 k normals costs
-            ~0.6 ms, a tenth of a batch-1 plan; the window costs microseconds). 0: draw fresh
-            noise every call.
-    """
-
-    def __init__(self, backend: PlanBackend, config: PlannerConfig, action_spec: ActionSpec,
-                 param_dim: int, obs_dim: int = 51, seed: int = 0,
-                 rng: np.random.Generator | None = None, noise_bank: int = 1 << 20):
-        self.backend = backend
-        self.config = config
-        self.action_spec = action_spec
-        self.param_dim = param_dim
-        self.obs_dim = obs_dim
-        self.rng = rng if rng is not None else np.random.default_rng(seed)
-        self._bank = (self.rng.standard_normal(noise_bank, dtype=np.float32) if noise_bank > 0
-                      else np.zeros(0, np.float32))
-
-    @property
-    def name(self) -> str:
-        """Backend name."""
-        return self.backend.name
-
-    def noise_shape(self, batch: int) -> tuple[int, int, int, int]:
-        """(B or 1, I, S, D) standard-normal noise one call consumes."""
-        c = self.config
-        return (1 if c.shared_noise else batch, max(c.iterations, 1), c.samples, self.param_dim)
-
-    def draw_noise(self, batch: int) -> NDArray[np.float32]:
-        """Noise for one call: a window of the noise bank at a random offset, or fresh draws
-        from the planner's generator when the call needs more than a quarter of the bank."""
-        shape = self.noise_shape(batch)
-        n = int(np.prod(shape))
-        if 0 < n <= self._bank.size // 4:
-            start = int(self.rng.integers(0, self._bank.size - n + 1))
-            return self._bank[start:start + n].reshape(shape)
-        return self.rng.standard_normal(shape, dtype=np.float32)
-
-    def plan(
-        self,
-        obs: NDArray[np.floating],
-        pos: NDArray[np.floating],
-        goal: NDArray[np.floating],
-        prev_plan: NDArray[np.floating] | None = None,
-        valid: NDArray[np.bool_] | None = None,
-        noise: NDArray[np.floating] | None = None,
-    ) -> PlanResult:
-        """Plan one step for B drones.
-
-        Args:
-            obs: (B, 51) observations from ``build_observations``.
-            pos: (B, 3) positions [m], map ENU. goal: (B, 3) goals [m].
-            prev_plan: (B, H, 4) previous plans (normalised) for the warm start; None = zeros.
-                Non-finite rows are replaced by zeros.
-            valid: (B,) bool from ``build_observations`` (None: all valid).
-            noise: (B or 1, I, S, D) standard-normal noise; None = drawn from the generator.
-
-        Returns:
-            :class:`PlanResult`; rows with invalid or non-finite obs/pos/goal get zero actions,
-            the zero plan, cost inf, collision probability 1 and ``valid`` False.
-
-        Raises:
-            ModelError: an input of the wrong shape (the message names the expected shape).
-        """
-        t0 = time.perf_counter()
-        c = self.config
-        h = c.horizon
-        o = _check("obs", obs, ("B", self.obs_dim))
-        b = o.shape[0]
-        p = _check("pos", pos, (b, 3))
-        g = _check("goal", goal, (b, 3))
-        pp = (np.zeros((b, h, ACTION_DIM), np.float32) if prev_plan is None
-              else _check("prev_plan", prev_plan, (b, h, ACTION_DIM)))
-        ok = np.ones(b, bool) if valid is None else np.asarray(valid, bool).reshape(-1)
-        if ok.shape != (b,):
-            raise ModelError(f"planner: valid: expected shape ({b},), got {ok.shape}")
-        ok = ok & np.isfinite(o).all(1) & np.isfinite(p).all(1) & np.isfinite(g).all(1)
-        pp_ok = np.isfinite(pp).all(axis=(1, 2))
-        if noise is None:
-            nz = self.draw_noise(b)
-        else:
-            want = self.noise_shape(b)
-            nz = _check("noise", noise, ("B", want[1], want[2], want[3]))
-            if nz.shape[0] not in (1, b):
-                raise ModelError(f"planner: noise: expected shape {want} (or batch 1), got {nz.shape}")
-        if b == 0:
-            e = np.zeros((0,), np.float32)
-            return PlanResult(np.zeros((0, 4), np.float32), np.zeros((0, 3)), np.zeros(0),
-                              np.zeros((0, h, 4), np.float32), e, e, e, ok, 0.0)
-        clean = ok.all() and pp_ok.all()
-        if not clean:
-            o = np.where(ok[:, None], o, 0.0).astype(np.float32)
-            p = np.where(ok[:, None], p, 0.0).astype(np.float32)
-            g = np.where(ok[:, None], g, 0.0).astype(np.float32)
-            pp = np.where((ok & pp_ok)[:, None, None], pp, 0.0).astype(np.float32)
-        pp = np.clip(pp, -1.0, 1.0)
-        outs = self.backend.run(np.ascontiguousarray(o), np.ascontiguousarray(p),
-                                np.ascontiguousarray(g), np.ascontiguousarray(pp),
-                                np.ascontiguousarray(nz))
-        action, plan, cost, risk, clear = (np.asarray(x, np.float32) for x in outs)
-        ok &= np.isfinite(action).all(1) & np.isfinite(plan).all(axis=(1, 2)) & np.isfinite(cost)
-        if not ok.all():
-            action = np.where(ok[:, None], action, 0.0).astype(np.float32)
-            plan = np.where(ok[:, None, None], plan, 0.0).astype(np.float32)
-            cost = np.where(ok, cost, np.inf).astype(np.float32)
-            risk = np.where(ok, risk, 1.0).astype(np.float32)
-            clear = np.where(ok, clear, 0.0).astype(np.float32)
-        cmd_vel, yaw_rate = self.action_spec.denormalise(action)
-        return PlanResult(action, cmd_vel, yaw_rate, plan, cost, risk, clear, ok,
-                          (time.perf_counter() - t0) * 1e3)
-
-    def describe(self) -> dict[str, Any]:
-        """Backend description and the config."""
-        return {**self.backend.describe(), "config": self.config.to_dict()}
-
-
-def flops_per_plan(model: WorldModel, config: PlannerConfig, param_dim: int | None = None) -> float:
+def flops_per_plan(model: WorldModel, config: PlannerConfig) -> float:
     """Multiply-adds × 2 of the dense layers in one planning step for ONE drone (the GEMM work).
 
     Counts the encoder once, per iteration S·H transition-head + dynamics evaluations (plus the
@@ -772,6 +444,22 @@ def flops_per_plan(model: WorldModel, config: PlannerConfig, param_dim: int | No
     return float(total)
 
 
-def describe_config(config: PlannerConfig) -> str:
-    """Short label such as ``256x4x8 raw``."""
-    return f"{config.samples}x{config.iterations}x{config.horizon} {config.action_space}"
+
+def build_graph(model_folder: Path | str, config: PlannerConfig, *, device: str | torch.device = "cpu",
+                verify: bool = True) -> tuple[PlanGraph, ActionSpec, dict[str, Any]]:
+    """Load the model (hash-verified) and, for latent actions, the autoencoder; build the graph."""
+    from wm_agent.world_model.artifacts import load_model
+
+    folder = Path(model_folder)
+    model, card = load_model(folder, device=device, verify=verify)
+    act = ActionSpec.from_dict(card["action_spec"]) if "action_spec" in card else ActionSpec()
+    spec = ObservationSpec.from_dict(card["observation_spec"]) if "observation_spec" in card else None
+    codec = None
+    if config.action_space == "latent":
+        from wm_agent.planning.latent_actions import load_autoencoder
+
+        codec = load_autoencoder(folder, config.horizon).to(device)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    graph = PlanGraph(model, config, act, codec, spec).to(device).eval()
+    return graph, act, card
