@@ -56,9 +56,10 @@ def test_graph_executables_are_entry_points_of_the_same_module() -> None:
         assert scripts[executable] == f"{module}:main"
 
 
-@pytest.mark.parametrize("drones", [1, 50, 10_000])
-def test_fleet_sim_graph_is_complete(drones: int) -> None:
-    specs = fleet_sim_graph(FleetSimArgs(drones=drones))
+@pytest.mark.parametrize("drones, scenario", [(1, "warehouse"), (50, "warehouse"),
+                                              (10_000, "warehouse_10k")])
+def test_fleet_sim_graph_is_complete(drones: int, scenario: str) -> None:
+    specs = fleet_sim_graph(FleetSimArgs(drones=drones, scenario=scenario))
     names = [s.name for s in specs]
     assert len(names) == len(set(names)), "node names must be unique"
     assert {"sim_bridge", "fleet_coordinator"} <= set(names)
@@ -108,11 +109,22 @@ def test_drone_and_replay_graphs() -> None:
 
 @pytest.mark.parametrize(
     "kwargs, field",
-    [({"drones": 0}, "drones"), ({"mode": "warp"}, "mode"), ({"fidelity": "x"}, "fidelity")],
+    [({"drones": -1}, "drones"), ({"mode": "warp"}, "mode"), ({"fidelity": "x"}, "fidelity"),
+     ({"seed": -1}, "seed"), ({"odom_drones": -1}, "odom_drones"), ({"mode": "fast"}, "lockstep"),
+     ({"task_rate_per_min": float("inf")}, "task_rate_per_min")],
 )
 def test_bad_graph_arguments_name_the_field(kwargs: dict[str, object], field: str) -> None:
     with pytest.raises(ConfigError, match=field):
         FleetSimArgs(**kwargs)  # type: ignore[arg-type]
+
+
+def test_the_graph_takes_the_scenarios_fleet_and_refuses_one_it_cannot_hold() -> None:
+    """drones 0 (the default) is the scenario's fleet; more drones than pads is refused by the
+    scenario's own check, before any node exists."""
+    bridge = next(s for s in fleet_sim_graph(FleetSimArgs()) if s.name == "sim_bridge")
+    assert bridge.parameters["drones"] == 50 and bridge.parameters["fidelity"] == "motor"
+    with pytest.raises(ConfigError, match="152 pads, but 200 drones need 200 pads"):
+        fleet_sim_graph(FleetSimArgs(drones=200))
 
 
 def test_unknown_executable_is_rejected() -> None:

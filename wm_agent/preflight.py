@@ -10,7 +10,6 @@ so the message is the node's. No rclpy import unless the domain has participants
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import time
 from collections.abc import Iterable
@@ -104,16 +103,11 @@ def check_interfaces() -> None:
 
 
 def check_backend(backend: str) -> None:
-    """The planner backend can run here (the planner's own reason when it cannot)."""
-    if backend == "tensorrt":
-        from wm_agent.planning.export import tensorrt_unavailable_reason
+    """The planner backend can run here (the planner's own check and message; not classical)."""
+    if backend != "classical":
+        from wm_agent.inference import require_backend
 
-        reason = tensorrt_unavailable_reason()
-        if reason:
-            raise ModelError(reason)
-    elif backend in ("onnxruntime", "torch") and importlib.util.find_spec(backend) is None:
-        raise ModelError(f"planner backend {backend}: the {backend} package is not installed; "
-                         "run `make setup` or choose another --backend")
+        require_backend(backend, "planner")
 
 
 def check_model(model: str) -> Path:

@@ -366,7 +366,7 @@ class SimBridge(Node):
             t = TransformStamped()
             t.header.stamp = stamp
             t.header.frame_id = self.cfg.frame_id
-            t.child_frame_id = f"drone_{i}/{topics.BASE_FRAME}"
+            t.child_frame_id = f"drone_{i}/base_link"  # as the odometry's child frame
             tr, r = t.transform.translation, t.transform.rotation
             tr.x, tr.y, tr.z = map(float, s.pos[i])
             r.x, r.y, r.z, r.w = map(float, s.quat[i])
