@@ -167,7 +167,7 @@ def test_same_seed_lockstep_runs_are_the_same(tmp_path: Path) -> None:
 
 def test_fault_scenario_loses_no_task(tmp_path: Path) -> None:
     # realtime: the faults are timed in wall seconds (a stall, a restart that takes seconds)
-    m = run(tmp_path, "f", drones=4, duration=30.0, faults=True, report=False, mode="realtime")
+    m = run(tmp_path, "f", drones=4, duration=40.0, faults=True, report=False, mode="realtime")
     assert m["completed"] and not m["failed_nodes"], m
     f = m["faults"]
     assert f["dropout"]["marked_lost_after_s"] is not None
