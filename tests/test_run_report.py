@@ -103,7 +103,7 @@ def test_the_report_shows_the_run_its_collisions_faults_and_animation(tmp_path: 
     run = RunData(scenario="warehouse", source="bag", duration_s=10.0, trajectories=fleet(),
                   planner=planner, events=collisions())
     files = write_report(run, tmp_path / "report", load_scenario("warehouse"), run_info=run_info(),
-                         animation_interval_s=1.0)
+                         animation=True, animation_interval_s=1.0)
     md = files.markdown.read_text()
     assert files.plots["animation"].name == "fleet.gif"
     assert "![The fleet over the warehouse](fleet.gif)" in md and "11 frames (" in md

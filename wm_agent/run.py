@@ -437,6 +437,7 @@ def _metrics(opts: RunOptions, seen: Any, reports: list[StopReport], wall_total:
 
         info = {k: v for k, v in metrics.items() if k not in ("recorded", "graph", "node_stops")}
         files = write_report(run, run_dir / "report", scenario, run_info=_finite(info),
+                             animation=opts.animation_interval_s != 0,
                              animation_interval_s=opts.animation_interval_s)
         metrics["report"] = str(files.markdown)
         if "animation" in files.plots:

@@ -70,7 +70,7 @@ class ReportFiles(NamedTuple):
     missing: tuple[str, ...]          # sections without data
 
 
-def _plot_jobs(run: RunData, scenario: Any | None, animation_interval_s: float | None
+def _plot_jobs(run: RunData, scenario: Any | None, animation: bool, animation_interval_s: float | None
                ) -> dict[str, Callable[[Path], Path] | None]:
     """Section → a function writing its file, or None when the run has no data for it."""
     from wm_agent.evaluation.animation import write_animation
@@ -80,7 +80,7 @@ def _plot_jobs(run: RunData, scenario: Any | None, animation_interval_s: float |
     return {
         "trajectories": (None if tr is None or tr.empty
                          else lambda p: plots.plot_trajectories(p, tr, scenario, ev)),
-        "animation": (None if not moving or tr is None or animation_interval_s == 0
+        "animation": (None if not moving or tr is None or not animation
                       else lambda p: write_animation(p, tr, scenario, ev, animation_interval_s).path),
         "tasks": (None if tasks is None or tasks.empty
                   else lambda p: plots.plot_tasks(p, tasks, run.duration_s)),
@@ -92,7 +92,7 @@ def _plot_jobs(run: RunData, scenario: Any | None, animation_interval_s: float |
 
 def write_report(run: RunData, folder: str | Path, scenario: Any | None = None, *,
                  run_info: dict[str, Any] | None = None,
-                 animation_interval_s: float | None = None) -> ReportFiles:
+                 animation: bool = False, animation_interval_s: float | None = None) -> ReportFiles:
     """Write the plots, the animation, ``report.md`` and ``metrics.json`` of `run` into
     `folder` (created).
 
@@ -102,8 +102,9 @@ def write_report(run: RunData, folder: str | Path, scenario: Any | None = None, 
         run_info: what a live run adds (``wm-agent sim``'s metrics: its options as used,
             verdict, real-time factor, latency, tasks, faults); shown first, kept in
             metrics.json under ``run``.
-        animation_interval_s: sim time between animation frames (None: the default of
-            :func:`wm_agent.evaluation.animation.default_interval`; 0: no animation).
+        animation: also write ``fleet.gif``, the fleet over the map (``wm-agent sim`` does;
+            ``wm-agent eval`` does not). animation_interval_s: sim time between its frames
+            (None: :func:`wm_agent.evaluation.animation.default_interval`).
 
     Raises:
         ConfigError: the folder cannot be created or written.
@@ -115,7 +116,7 @@ def write_report(run: RunData, folder: str | Path, scenario: Any | None = None, 
         raise ConfigError(f"report: cannot create {out}: {exc}") from None
     written: dict[str, Path] = {}
     missing: list[str] = []
-    for name, job in _plot_jobs(run, scenario, animation_interval_s).items():
+    for name, job in _plot_jobs(run, scenario, animation, animation_interval_s).items():
         if job is None:
             missing.append(name)
         else:
@@ -127,7 +128,7 @@ def write_report(run: RunData, folder: str | Path, scenario: Any | None = None, 
             missing.append("replan")
     else:                              # a live run has no prediction / re-planning sections
         missing.remove("prediction")
-    if animation_interval_s == 0:
+    if not animation:
         missing.remove("animation")
     metrics = summarise(run)
     metrics["plots"] = {k: v.name for k, v in written.items()}
