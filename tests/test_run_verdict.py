@@ -107,3 +107,13 @@ def test_node_failure_reads_the_fatal_line_or_the_exception(tmp_path: Path) -> N
                    "    f()\nValueError: expected non-negative integer\n")
     assert node_failure(log) == f"ValueError: expected non-negative integer (traceback in {log})"
     assert node_failure(tmp_path / "none.log") == f"no log at {tmp_path / 'none.log'}"
+
+
+def test_real_time_factor_counts_only_the_stepping() -> None:
+    """20 sim s stepped in 20 wall s of a 23.7 s run is 1.00 (start-up and shut-down excluded;
+    the issue saw 1.28 printed for such a run)."""
+    from wm_agent.nodes.supervisor import Observed
+
+    seen = Observed(clock_first=(102.5, 1 / 48), clock_last=(122.5, 20.0 + 1 / 48))
+    assert seen.real_time_factor == pytest.approx(1.0)
+    assert Observed().real_time_factor is None

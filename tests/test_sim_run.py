@@ -63,6 +63,7 @@ def test_run_delivers_and_its_bag_reads_back_independently(tmp_path: Path) -> No
     report = json.loads((tmp_path / "a" / "report" / "metrics.json").read_text())
     assert report["collisions"] == m["collisions"] == 0
     assert report["run"]["options"]["seed"] == 0 and report["run"]["options"]["fidelity"] == "fleet"
+    assert Path(report["run"]["options"]["model"]).name == "wm_plan", "the model folder as used"
     assert (tmp_path / "a" / "report" / "trajectories.png").stat().st_size > 0
     from PIL import Image
 
