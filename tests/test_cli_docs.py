@@ -16,9 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
-from wm_agent.cli import PASSTHROUGH, TRAINED_MODEL, build_parser, options_markdown, passthrough_argv
+from wm_agent.cli import PASSTHROUGH, build_parser, options_markdown
 from wm_agent.graph import FleetSimArgs, topics_of
 from wm_agent.launcher import command_for
 from wm_agent.run import run_specs
@@ -129,15 +127,3 @@ def test_a_printed_command_line_runs_in_a_shell(tmp_path: Path) -> None:
         proc.communicate(timeout=30)
 
 
-@pytest.mark.parametrize("command, argv, expected", [
-    ("train", ["--data", "d.npz"], ["--data", "d.npz", "--out", TRAINED_MODEL]),
-    ("train", ["--out", "models/wm_default"], ["--out", "models/wm_default"]),
-    ("train", ["--out=x"], ["--out=x"]),
-    ("export", [], ["--model", TRAINED_MODEL]),
-    ("eval-model", ["--max-windows", "8"], ["--max-windows", "8", "--model", TRAINED_MODEL]),
-    ("eval-model", ["--help"], ["--help"]),
-    ("eval", ["bag"], ["bag"]),
-])
-def test_training_writes_under_runs_unless_told(command: str, argv: list[str], expected: list[str]) -> None:
-    assert passthrough_argv(command, argv) == expected
-    assert TRAINED_MODEL.startswith("runs/"), "runs/ is ignored by git; models/ is tracked"

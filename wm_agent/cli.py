@@ -23,15 +23,14 @@ from wm_agent.bags.replay import add_replay_arguments
 from wm_agent.errors import WmAgentError
 from wm_agent.graph import DEFAULT_ODOM_DRONES, GRAPH_MODES, FleetSimArgs, topics_of
 from wm_agent.launcher import command_for
+from wm_agent.paths import RETRAINED_MODEL_DIR
 from wm_agent.preflight import MAX_DOMAIN_ID
 from wm_agent.run import MAX_DURATION_S
 
-#: Where `wm-agent train`, `export` and `eval-model` work without --out / --model: a folder
-#: under runs/ (ignored by git), never the tracked models/wm_default. The shipped models are
-#: changed only when named explicitly (README, "The shipped model and how to retrain it").
-TRAINED_MODEL = "runs/wm/model"
-PASSTHROUGH_DEFAULTS = {"train": ("--out", TRAINED_MODEL), "export": ("--model", TRAINED_MODEL),
-                        "eval-model": ("--model", TRAINED_MODEL)}
+#: Where `wm-agent train`, `export` and `eval-model` work without --out / --model (their own
+#: parsers' default, defined once in wm_agent.world_model.artifacts): under runs/ (ignored by
+#: git), never the tracked models/. The shipped models change only when named explicitly.
+TRAINED_MODEL = str(RETRAINED_MODEL_DIR)
 
 
 class Parser(argparse.ArgumentParser):
@@ -218,20 +217,9 @@ PASSTHROUGH = {
 }
 
 
-def passthrough_argv(name: str, argv: Sequence[str]) -> list[str]:
-    """`argv` with the CLI's default output / model folder (:data:`PASSTHROUGH_DEFAULTS`) added
-    when the user named none (and asked for no help)."""
-    args = list(argv)
-    flag, default = PASSTHROUGH_DEFAULTS.get(name, ("", ""))
-    given = any(a == flag or a.startswith(flag + "=") for a in args)
-    if flag and not given and not {"-h", "--help"} & set(args):
-        args += [flag, default]
-    return args
-
-
 def _passthrough(name: str, argv: Sequence[str]) -> int:
     module, func, _ = PASSTHROUGH[name]
-    return int(getattr(importlib.import_module(module), func)(passthrough_argv(name, argv)))
+    return int(getattr(importlib.import_module(module), func)(list(argv)))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -41,3 +41,8 @@ def config_file(name: str) -> Path:
     if not path.is_file():
         raise SetupError(f"parameter file {path} is missing; reinstall wm_agent")
     return path
+
+
+RETRAINED_MODEL_DIR = Path("runs/wm/model")
+"""Where ``wm-agent train`` writes a model and ``export`` / ``eval-model`` read it by default: a
+run folder (ignored by git), never a shipped (tracked) model; ``models/...`` only when named."""

@@ -35,10 +35,6 @@ def default_model_dir(name: str = "wm_default") -> Path:
         return Path("models") / name
 
 
-RETRAINED_MODEL_DIR = Path("runs/wm/model")
-"""Where ``wm-agent train`` writes a model and ``export`` / ``eval-model`` read it by default: a
-run folder, never a shipped (tracked) model; write into ``models/...`` only by naming it."""
-
 PLAN_MODEL = "wm_plan"
 """The shipped planning model: a small world model (ReLU, no LayerNorm) the planners fly with;
 ``wm_default`` is the accurate one (evaluation, replay). See docs/PLANNER.md."""

@@ -24,7 +24,8 @@ import torch
 from numpy.typing import NDArray
 
 from wm_agent.errors import ModelError, WmAgentError
-from wm_agent.world_model.artifacts import RETRAINED_MODEL_DIR, load_model, update_card
+from wm_agent.paths import RETRAINED_MODEL_DIR
+from wm_agent.world_model.artifacts import load_model, update_card
 from wm_agent.world_model.dataset import TransitionDataset, load_dataset
 from wm_agent.world_model.model import WorldModel
 

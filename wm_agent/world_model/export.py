@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from wm_agent.errors import ModelError, WmAgentError
+from wm_agent.paths import RETRAINED_MODEL_DIR
 from wm_agent.world_model.artifacts import (
-    RETRAINED_MODEL_DIR,
     file_entry,
     load_model,
     update_card,

@@ -30,7 +30,8 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from wm_agent.errors import ConfigError, ModelError, WmAgentError
-from wm_agent.world_model.artifacts import RETRAINED_MODEL_DIR, save_model
+from wm_agent.paths import RETRAINED_MODEL_DIR
+from wm_agent.world_model.artifacts import save_model
 from wm_agent.world_model.dataset import TransitionDataset, load_dataset
 from wm_agent.world_model.model import WorldModel, WorldModelConfig, parameter_count
 
