@@ -119,8 +119,8 @@ def test_shared_head_reads_the_dynamics_trunk_and_trains(tmp_path: Path, data: t
 def test_retraining_defaults_never_write_into_a_shipped_model() -> None:
     """`wm-agent train` / `export` / `eval-model` without a folder use runs/wm/model; the shipped
     (tracked) models/ are written only when named."""
-    from wm_agent.world_model import evaluate, export, train
     from wm_agent.paths import RETRAINED_MODEL_DIR
+    from wm_agent.world_model import evaluate, export, train
 
     assert RETRAINED_MODEL_DIR.parts[0] == "runs"
     assert train.build_parser().parse_args([]).out == RETRAINED_MODEL_DIR

@@ -21,7 +21,14 @@ from typing import Any, NoReturn
 from wm_agent import __version__
 from wm_agent.bags.replay import add_replay_arguments
 from wm_agent.errors import WmAgentError
-from wm_agent.graph import DEFAULT_ODOM_DRONES, GRAPH_MODES, FleetSimArgs, topics_of
+from wm_agent.graph import (
+    BACKEND_CHOICES,
+    DEFAULT_ODOM_DRONES,
+    FIDELITY_CHOICES,
+    GRAPH_MODES,
+    FleetSimArgs,
+    topics_of,
+)
 from wm_agent.launcher import command_for
 from wm_agent.paths import RETRAINED_MODEL_DIR
 from wm_agent.preflight import MAX_DOMAIN_ID
@@ -91,10 +98,10 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="sim clock: realtime (sim time follows the wall clock) or lockstep (every "
                    "control period waits for the planner: as fast as it answers, deterministic) "
                    "(default realtime)")
-    p.add_argument("--fidelity", choices=("auto", "motor", "fleet"), default="auto",
+    p.add_argument("--fidelity", choices=FIDELITY_CHOICES, default="auto",
                    help="physics: motor (PyBullet), fleet (vectorised), auto: motor up to 100 "
                    "drones (default auto)")
-    p.add_argument("--backend", choices=("onnxruntime", "torch", "tensorrt", "classical"),
+    p.add_argument("--backend", choices=BACKEND_CHOICES,
                    default="onnxruntime",
                    help="fleet planner backend (default onnxruntime; classical = PID baseline)")
     p.add_argument("--model", default="", metavar="FOLDER",

@@ -16,6 +16,8 @@ import yaml
 
 from wm_agent import topics
 from wm_agent.errors import ConfigError
+from wm_agent.planning.config import PlannerBackend
+from wm_agent.sim.modes import CLOSED_LOOP_MODES, Fidelity, SimMode, resolve_fidelity
 
 ParamValue = bool | int | float | str | list[int] | list[float] | list[str]
 
@@ -89,23 +91,10 @@ TF on /tf and /drone_<id>/cmd_vel (the bridge's ``odom_max_drones``; ``wm-agent 
 --odom-drones``, launch ``odom_drones:=``). The fleet topics carry every drone whatever this is;
 per-drone messages cost a Python message per drone and state, so a large fleet keeps it small."""
 
-AUTO_MOTOR_MAX_DRONES = 100
-"""``fidelity auto``: motor (PyBullet) up to this many drones, else fleet (the sim bridge's
-``auto_motor_max_drones``)."""
-
-
-def resolve_fidelity(fidelity: str, drones: int, motor_max: int = AUTO_MOTOR_MAX_DRONES) -> str:
-    """The physics fidelity a run uses: ``auto`` becomes motor or fleet by drone count."""
-    if fidelity != "auto":
-        return fidelity
-    return "motor" if drones <= motor_max else "fleet"
-
-
-GRAPH_MODES = ("realtime", "lockstep")
-"""Clock modes of the fleet graph. The sim bridge's ``fast`` mode (step as fast as the CPU
-allows, waiting for nobody) is not one: in a closed loop the sim outran the planner (7 of ~240
-plan steps answered, drones colliding). ``lockstep`` is the fast closed loop: every period waits
-for the planner's command, so a run goes as fast as the planner answers, and deterministically."""
+GRAPH_MODES = tuple(m.value for m in CLOSED_LOOP_MODES)
+"""Clock modes of the fleet graph (:data:`wm_agent.sim.modes.CLOSED_LOOP_MODES`)."""
+FIDELITY_CHOICES = tuple(f.value for f in Fidelity)
+BACKEND_CHOICES = tuple(b.value for b in PlannerBackend)
 
 
 @dataclass(frozen=True)
@@ -134,20 +123,21 @@ class FleetSimArgs:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
         if self.odom_drones < 0:
             raise ConfigError(f"odom_drones must be >= 0, got {self.odom_drones}")
-        if self.mode == "fast":
+        if self.mode == SimMode.FAST:
             raise ConfigError(
                 "mode fast was removed: the sim outran the planner (most states unanswered, drones "
                 "colliding); use lockstep, which runs as fast as the planner answers every state")
         if self.mode not in GRAPH_MODES:
-            raise ConfigError(f"mode must be realtime or lockstep, got {self.mode!r}")
-        if self.fidelity not in ("auto", "motor", "fleet"):
-            raise ConfigError(f"fidelity must be auto, motor or fleet, got {self.fidelity!r}")
+            raise ConfigError(f"mode must be one of {', '.join(GRAPH_MODES)}, got {self.mode!r}")
+        if self.fidelity not in FIDELITY_CHOICES:
+            raise ConfigError(f"fidelity must be one of {', '.join(FIDELITY_CHOICES)}, got "
+                              f"{self.fidelity!r}")
         rate = self.task_rate_per_min
         if rate is not None and not (math.isfinite(rate) and rate >= 0):
             raise ConfigError(f"task_rate_per_min must be a finite number >= 0, got {rate}")
-        if self.backend not in ("onnxruntime", "torch", "tensorrt", "classical"):
+        if self.backend not in BACKEND_CHOICES:
             raise ConfigError(
-                f"backend must be onnxruntime, torch, tensorrt or classical, got {self.backend!r}"
+                f"backend must be one of {', '.join(BACKEND_CHOICES)}, got {self.backend!r}"
             )
 
 
@@ -163,7 +153,7 @@ class FleetSimArgs:
             return replace(self, drones=sc.drones,
                            task_rate_per_min=float(sc.task_rate_per_min) if rate is None else rate
                            ).resolved()
-        return replace(self, fidelity=resolve_fidelity(self.fidelity, self.drones))
+        return replace(self, fidelity=resolve_fidelity(self.fidelity, self.drones).value)
 
 
 def fleet_sim_graph(args: FleetSimArgs) -> list[NodeSpec]:
@@ -180,7 +170,7 @@ def fleet_sim_graph(args: FleetSimArgs) -> list[NodeSpec]:
         "fidelity": args.fidelity,
         "odom_max_drones": args.odom_drones,
     }
-    lockstep = args.mode == "lockstep"
+    lockstep = args.mode == SimMode.LOCKSTEP
     if lockstep:
         sim["lockstep_min_commanders"] = args.drones  # wait for the fleet planner before step 1
     # hold t = 0 until planner, coordinator, monitor (the recorder, watchers) have subscribed

@@ -20,13 +20,15 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
 
 from wm_agent.errors import ConfigError, ModelError
+
+if TYPE_CHECKING:  # torch is imported where a model runs (the backend list stays light)
+    import torch
 
 TENSORRT_UNAVAILABLE = "no NVIDIA GPU / TensorRT"
 
@@ -86,12 +88,16 @@ class InferenceOptions:
 
     def torch_device(self) -> torch.device:
         """The torch device to run on (CUDA when available unless told)."""
+        import torch
+
         if self.device is not None:
             return torch.device(self.device)
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     def apply_torch_threads(self, device: torch.device) -> None:
         """Set torch's CPU threads when asked (on CPU only)."""
+        import torch
+
         if device.type == "cpu" and self.threads > 0:
             torch.set_num_threads(self.threads)
 
@@ -117,6 +123,8 @@ def tensorrt_unavailable_reason() -> str | None:
         import tensorrt  # noqa: F401
     except Exception as exc:
         return f"{TENSORRT_UNAVAILABLE}: the 'tensorrt' Python package cannot be imported ({exc})"
+    import torch
+
     if not torch.cuda.is_available():
         return (f"{TENSORRT_UNAVAILABLE}: no CUDA device visible to torch (torch "
                 f"{torch.__version__}, CUDA build {torch.version.cuda})")
@@ -228,6 +236,7 @@ class TensorRtEngine:  # pragma: no cover - needs an NVIDIA GPU and TensorRT
         if reason is not None:
             raise ModelError(f"tensorrt backend unavailable: {reason}")
         import tensorrt as trt
+        import torch
 
         self.device = torch.device(options.device or "cuda")
         self.gpu = torch.cuda.get_device_name(self.device)
@@ -274,6 +283,8 @@ class TensorRtEngine:  # pragma: no cover - needs an NVIDIA GPU and TensorRT
                     f"tensorrt runtime: {name} batch {arr.shape[0]} is outside the engine's profile "
                     f"[{self.profile[0]}, {self.profile[2]}]; open with a larger max_batch"
                 )
+        import torch
+
         ctx = self.context
         keep = []
         for name, arr in inputs.items():

@@ -188,15 +188,22 @@ def graph_publishers(domain: int, wait_s: float = DISCOVERY_WAIT_S) -> dict[str,
     node = rclpy.create_node(f"wm_agent_preflight_{os.getpid()}", context=context,
                              enable_rosout=False, start_parameter_services=False)
     found: dict[str, list[str]] = {}
+    unknown = "_NODE_NAME_UNKNOWN_"  # a publisher seen before its node's name was discovered
+
+    def named() -> bool:
+        return bool(found) and not any(unknown in n for nodes in found.values() for n in nodes)
+
     try:
         deadline = time.monotonic() + wait_s
-        while not found and time.monotonic() < deadline:
+        while not named() and time.monotonic() < deadline:
             time.sleep(0.1)
             for topic in GRAPH_TOPICS:
                 nodes = sorted({f"{i.node_namespace.rstrip('/')}/{i.node_name}"
                                 for i in node.get_publishers_info_by_topic(topic)})
                 if nodes:
                     found[topic] = nodes
+        found = {t: [n if unknown not in n else "an unnamed node" for n in nodes]
+                 for t, nodes in found.items()}
     finally:
         node.destroy_node()
         context.try_shutdown()

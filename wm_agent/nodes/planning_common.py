@@ -7,8 +7,8 @@ from pathlib import Path
 
 from wm_agent.errors import ConfigError
 from wm_agent.inference import InferenceOptions
-from wm_agent.planning.backends import PlannerBackend, open_planner
-from wm_agent.planning.config import FLEET, FULL
+from wm_agent.planning.backends import open_planner
+from wm_agent.planning.config import FLEET, FULL, PlannerBackend
 from wm_agent.planning.fleet_control import FleetControlConfig, FleetController
 from wm_agent.planning.planner import Planner
 from wm_agent.planning.safety import Envelope, SafetyConfig, SafetyFilter

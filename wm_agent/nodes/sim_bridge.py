@@ -35,21 +35,22 @@ from wm_agent.conversions import (
     time_msg,
 )
 from wm_agent.errors import ConfigError, MessageError
-from wm_agent.graph import AUTO_MOTOR_MAX_DRONES, DEFAULT_ODOM_DRONES, resolve_fidelity
+from wm_agent.graph import DEFAULT_ODOM_DRONES
 from wm_agent.interfaces import require_interfaces, require_tf2_msgs
 from wm_agent.nodes.common import declare_config, run_node
 from wm_agent.sim.command_buffer import CommandBuffer, CommandMode
+from wm_agent.sim.modes import AUTO_MOTOR_MAX_DRONES, Fidelity, SimMode, resolve_fidelity
 from wm_agent.sim.radio import RadioDropout
 from wm_agent.sim.rotations import quat_to_matrix
 from wm_agent.sim.scenario import load_scenario
 from wm_agent.sim.simulator import make_simulator
 from wm_agent.sim.types import StatusFlag
 
-MODES = ("realtime", "fast", "lockstep")
+MODES = tuple(m.value for m in SimMode)
 START_SETTLE_S = 0.3
 """Wall time the start gate still holds t = 0 after the subscribers matched on this side
 (discovery is not symmetric: the readers may match the writer a little later)."""
-FIDELITIES = ("auto", "motor", "fleet")
+FIDELITIES = tuple(f.value for f in Fidelity)
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ class SimBridge(Node):
         self.msgs, _ = require_interfaces()
         self.cfg = declare_config(self, SimBridgeConfig)
         scenario = load_scenario(self.cfg.scenario, drones=self.cfg.drones or None)
-        fidelity = resolve_fidelity(self.cfg.fidelity, scenario.drones, self.cfg.auto_motor_max_drones)
+        fidelity = resolve_fidelity(self.cfg.fidelity, scenario.drones, self.cfg.auto_motor_max_drones).value
         self.sim = make_simulator(scenario, fidelity=fidelity)
         self.sim.reset(self.cfg.seed)
         self.radio = RadioDropout(self.cfg.dropout_drone, self.cfg.dropout_start_s,
@@ -175,7 +176,7 @@ class SimBridge(Node):
         self._all_seen: float | None = None
         self.lockstep_wait_since = time.monotonic()
         self._last_kick = time.monotonic()
-        period = self.control_dt if self.cfg.mode == "realtime" else 0.001
+        period = self.control_dt if self.cfg.mode == SimMode.REALTIME else 0.001
         self.timer = self.create_timer(period, self.tick)
         self.get_logger().info(
             f"scenario {scenario.name}: {self.n} drones, fidelity {fidelity}, mode {self.cfg.mode}, "
@@ -193,7 +194,7 @@ class SimBridge(Node):
         keep = self.radio.up(cmd.ids, self.sim.sim_time)  # a drone whose radio is down hears nothing
         ids, vel, yaw, mode = cmd.ids[keep], cmd.velocity[keep], cmd.yaw_rate[keep], cmd.mode[keep]
         self.commands.submit(ids, vel, yaw, mode, cmd.step)
-        if self.cfg.mode == "lockstep" and not self._done():
+        if self.cfg.mode == SimMode.LOCKSTEP and not self._done():
             self.lockstep_tick()  # advance as soon as the last expected command is in
 
     def on_cmd_vel(self, drone: int, msg: TwistStamped) -> None:
@@ -215,7 +216,7 @@ class SimBridge(Node):
             return
         if not self.started and not self._start_gate():
             return
-        if self.cfg.mode == "realtime":
+        if self.cfg.mode == SimMode.REALTIME:
             due = int((time.monotonic() - self.wall_start) / self.control_dt)
             for _ in range(min(due - self.step_count, 4)):  # catch up at most 4 periods a tick
                 self.advance()

@@ -11,7 +11,6 @@ which needs no model: the fleet controller runs it instead of a planner.
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +29,6 @@ from wm_agent.planning.config import PlannerConfig
 from wm_agent.planning.export import PLAN_INPUTS, PLAN_OUTPUTS, exported_graph
 from wm_agent.planning.plan_graph import build_graph
 from wm_agent.planning.planner import Planner, TorchPlanBackend
-
-
-class PlannerBackend(StrEnum):
-    """What plans for a drone: a world-model backend, or the PID baseline (the user's choice
-    of ``--backend`` / the planner nodes' ``backend`` parameter)."""
-
-    TORCH = Backend.TORCH.value
-    ONNXRUNTIME = Backend.ONNXRUNTIME.value
-    TENSORRT = Backend.TENSORRT.value
-    CLASSICAL = "classical"
 
 
 class OnnxPlanBackend:

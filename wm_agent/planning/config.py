@@ -7,10 +7,24 @@ geofence); :data:`FULL` plans one drone thoroughly, :data:`FLEET` a thousand dro
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from enum import StrEnum
 from typing import Any
 
 from wm_agent.errors import ConfigError
+from wm_agent.inference import Backend
 from wm_agent.sim.scenario import Scenario
+
+
+class PlannerBackend(StrEnum):
+    """What plans for a drone: a world-model backend, or the PID baseline (the user's choice
+    of ``--backend`` / the planner nodes' ``backend`` parameter)."""
+
+    TORCH = Backend.TORCH.value
+    ONNXRUNTIME = Backend.ONNXRUNTIME.value
+    TENSORRT = Backend.TENSORRT.value
+    CLASSICAL = "classical"
+
+
 
 ACTION_DIM = 4
 ACTION_SPACES = ("raw", "latent")
