@@ -162,7 +162,9 @@ def test_launch_file_reads_the_shared_graph(path: Path) -> None:
         keywords = {k.arg: k.value for k in call.keywords}
         assert "description" in keywords, f"{path.name}: argument without a description"
         desc = keywords["description"]
-        assert isinstance(desc, ast.Constant) and str(desc.value).strip()
+        # a literal text, or the graph's own (launch_arguments(): FleetSimArgs' descriptions)
+        assert (isinstance(desc, ast.Constant) and str(desc.value).strip()) or \
+            (isinstance(desc, ast.Name) and "launch_arguments()" in ast.unparse(tree))
     # executables named literally in the launch file must be real entry points
     literal_execs = [
         k.value.value for n in ast.walk(tree) if isinstance(n, ast.Call)
@@ -200,3 +202,23 @@ def test_replay_graph_sizes_the_planner_for_the_bags_fleet(tmp_path: Path) -> No
         w.add_topic("/tasks/status", "wm_agent_msgs/msg/TaskStatus")
     with pytest.raises(ConfigError, match="no /fleet/state"):
         replay_eval_graph(ReplayArgs(bag=str(empty)))
+
+
+def test_launch_arguments_and_cli_options_share_one_definition() -> None:
+    """fleet_sim.launch.py's arguments are FleetSimArgs fields with their defaults and
+    descriptions, and `wm-agent sim --help` says the same for the shared options."""
+    import dataclasses
+
+    from wm_agent.cli import build_parser
+    from wm_agent.graph import FleetSimArgs, args_from_launch, launch_arguments
+
+    fields = {f.name: f for f in dataclasses.fields(FleetSimArgs)}
+    for name, default, description in launch_arguments():
+        assert default == str(fields[name].default) and description
+    args = args_from_launch({n: d for n, d, _ in launch_arguments()})
+    assert args == FleetSimArgs(task_rate_per_min=None)
+    sim = next(a for a in build_parser()._subparsers._group_actions[0].choices["sim"]._actions
+               if "--backend" in a.option_strings)
+    assert fields["backend"].metadata["description"] in sim.help
+    launch_src = (REPO / "launch" / "fleet_sim.launch.py").read_text()
+    assert "launch_arguments()" in launch_src and "DeclareLaunchArgument(\n" not in launch_src

@@ -23,10 +23,10 @@ from wm_agent.bags.replay import add_replay_arguments
 from wm_agent.errors import WmAgentError
 from wm_agent.graph import (
     BACKEND_CHOICES,
-    DEFAULT_ODOM_DRONES,
     FIDELITY_CHOICES,
     GRAPH_MODES,
     FleetSimArgs,
+    arg_help,
     topics_of,
 )
 from wm_agent.launcher import command_for
@@ -86,31 +86,26 @@ def _mode(text: str) -> str:
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """The options of a run (`wm-agent sim`; `wm-agent graph` takes the same)."""
     p.add_argument("--drones", type=_number(int, 1), default=None, metavar="N",
-                   help="number of drones (default: the scenario's `drones`, 50 in warehouse)")
+                   help=arg_help("drones").replace("0 = ", "default: "))
     p.add_argument("--duration", type=_number(float, 0.0, MAX_DURATION_S, low_open=True), default=60.0,
                    metavar="SECONDS",
                    help="sim time to run [s] (default 60, at most a day)")
-    p.add_argument("--scenario", default="warehouse", metavar="NAME_OR_YAML",
-                   help="scenario name (sim/scenarios/NAME.yaml) or YAML path (default warehouse)")
-    p.add_argument("--seed", type=_number(int, 0), default=0, metavar="N",
-                   help="random seed, >= 0 (default 0)")
-    p.add_argument("--mode", type=_mode, default="realtime", metavar="{" + ",".join(GRAPH_MODES) + "}",
-                   help="sim clock: realtime (sim time follows the wall clock) or lockstep (every "
-                   "control period waits for the planner: as fast as it answers, deterministic) "
-                   "(default realtime)")
-    p.add_argument("--fidelity", choices=FIDELITY_CHOICES, default="auto",
-                   help="physics: motor (PyBullet), fleet (vectorised), auto: motor up to 100 "
-                   "drones (default auto)")
-    p.add_argument("--backend", choices=BACKEND_CHOICES,
-                   default="onnxruntime",
-                   help="fleet planner backend (default onnxruntime; classical = PID baseline)")
-    p.add_argument("--model", default="", metavar="FOLDER",
-                   help="planning world-model folder (default: the shipped models/wm_plan)")
+    d = FleetSimArgs  # defaults and descriptions: the graph's arguments (one home, launch files too)
+    p.add_argument("--scenario", default=d.scenario, metavar="NAME_OR_YAML",
+                   help=f"{arg_help('scenario')} (default {d.scenario})")
+    p.add_argument("--seed", type=_number(int, 0), default=d.seed, metavar="N",
+                   help=f"{arg_help('seed')} (default {d.seed})")
+    p.add_argument("--mode", type=_mode, default=d.mode, metavar="{" + ",".join(GRAPH_MODES) + "}",
+                   help=f"{arg_help('mode')} (default {d.mode})")
+    p.add_argument("--fidelity", choices=FIDELITY_CHOICES, default=d.fidelity,
+                   help=f"{arg_help('fidelity')} (default {d.fidelity})")
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default=d.backend,
+                   help=f"{arg_help('backend')} (default {d.backend})")
+    p.add_argument("--model", default=d.model, metavar="FOLDER", help=arg_help("model"))
     p.add_argument("--task-rate", type=_number(float, 0.0), default=None, metavar="PER_MIN",
-                   help="task arrivals per minute (default: the scenario's; 0 = no tasks)")
-    p.add_argument("--odom-drones", type=_number(int, 0), default=DEFAULT_ODOM_DRONES, metavar="N",
-                   help="drones with ids below this get /drone_<id>/odom, TF on /tf and "
-                   f"/drone_<id>/cmd_vel (default {DEFAULT_ODOM_DRONES}; 0 = none)")
+                   help=arg_help("task_rate_per_min"))
+    p.add_argument("--odom-drones", type=_number(int, 0), default=d.odom_drones, metavar="N",
+                   help=f"{arg_help('odom_drones')} (default {d.odom_drones})")
     p.add_argument("--faults", action="store_true",
                    help="inject a drone dropout, a planner stall and a coordinator kill+restart "
                    "(needs --duration >= 20)")

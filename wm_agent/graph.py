@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from wm_agent import topics
 from wm_agent.errors import ConfigError
 from wm_agent.planning.config import PlannerBackend
-from wm_agent.sim.modes import CLOSED_LOOP_MODES, Fidelity, SimMode, resolve_fidelity
+from wm_agent.sim.modes import AUTO_MOTOR_MAX_DRONES, CLOSED_LOOP_MODES, Fidelity, SimMode, resolve_fidelity
 
 ParamValue = bool | int | float | str | list[int] | list[float] | list[str]
 
@@ -97,22 +98,55 @@ FIDELITY_CHOICES = tuple(f.value for f in Fidelity)
 BACKEND_CHOICES = tuple(b.value for b in PlannerBackend)
 
 
+def _arg(default: Any, description: str) -> Any:
+    """A FleetSimArgs field with its description (the CLI's help and the launch argument's)."""
+    return field(default=default, metadata={"description": description})
+
+
+#: FleetSimArgs fields a launch file declares as arguments (the rest are the CLI runner's own).
+LAUNCH_ARGUMENTS = ("drones", "scenario", "seed", "mode", "fidelity", "backend", "model",
+                    "record", "odom_drones")
+
+
+def arg_help(name: str) -> str:
+    """The description of FleetSimArgs field ``name`` (one text for the CLI and launch files)."""
+    return str(next(f for f in fields(FleetSimArgs) if f.name == name).metadata["description"])
+
+
+def launch_arguments() -> list[tuple[str, str, str]]:
+    """(name, default as text, description) of each launch argument of the fleet graph."""
+    return [(f.name, str(f.default), str(f.metadata["description"]))
+            for f in fields(FleetSimArgs) if f.name in LAUNCH_ARGUMENTS]
+
+
+def args_from_launch(values: Mapping[str, str]) -> FleetSimArgs:
+    """FleetSimArgs from launch-argument texts (ints converted; validated by the dataclass)."""
+    ints = {"drones", "seed", "odom_drones"}
+    return FleetSimArgs(**{k: int(v) if k in ints else v for k, v in values.items()})  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class FleetSimArgs:
     """Arguments of the simulated fleet graph (`wm-agent sim`, fleet_sim.launch.py)."""
 
-    drones: int = 0                   # 0 = the scenario's
-    scenario: str = "warehouse"
-    seed: int = 0
-    mode: str = "realtime"            # realtime | lockstep (GRAPH_MODES)
-    fidelity: str = "auto"            # auto | motor | fleet
-    record: str = ""                  # bag folder to record the run into ("" = no recorder)
-    backend: str = "onnxruntime"      # planner backend: onnxruntime | torch | tensorrt | classical
-    model: str = ""                   # world-model folder ("" = the shipped model)
-    ledger: str = ""                  # coordinator ledger ("" = $ROS_HOME/wm_agent/ledger.sqlite)
-    task_rate_per_min: float | None = None  # task arrivals per minute (None = the scenario's, 0 = none)
-    watchers: int = 0                 # fleet-state subscribers outside the graph that must see t = 0
-    odom_drones: int = DEFAULT_ODOM_DRONES  # per-drone odom / TF / cmd_vel for ids below this
+    drones: int = _arg(0, "number of drones (0 = the scenario's `drones`, 50 in warehouse)")
+    scenario: str = _arg("warehouse", "scenario name (sim/scenarios/NAME.yaml) or YAML path")
+    seed: int = _arg(0, "random seed of the run, >= 0")
+    mode: str = _arg(SimMode.REALTIME.value, "sim clock: realtime (sim time follows the wall "
+                     "clock) or lockstep (every control period waits for the planner: as fast "
+                     "as it answers, deterministic)")
+    fidelity: str = _arg(Fidelity.AUTO.value, "physics: motor (PyBullet), fleet (vectorised), "
+                         f"auto: motor up to {AUTO_MOTOR_MAX_DRONES} drones")
+    record: str = _arg("", "bag folder to record the run into ('' = no recorder)")
+    backend: str = _arg(PlannerBackend.ONNXRUNTIME.value,
+                        "fleet planner backend (classical = PID baseline)")
+    model: str = _arg("", "planning world-model folder ('' = the shipped models/wm_plan)")
+    ledger: str = _arg("", "coordinator ledger ('' = $ROS_HOME/wm_agent/ledger.sqlite)")
+    task_rate_per_min: float | None = _arg(None, "task arrivals per minute (the scenario's "
+                                           "unless given; 0 = no tasks)")
+    watchers: int = _arg(0, "fleet-state subscribers outside the graph that must see t = 0")
+    odom_drones: int = _arg(DEFAULT_ODOM_DRONES, "drones with ids below this get "
+                            "/drone_<id>/odom, TF on /tf and /drone_<id>/cmd_vel (0 = none)")
 
     def __post_init__(self) -> None:
         if self.watchers < 0:
