@@ -204,7 +204,11 @@ def test_a_signal_stops_every_node_within_5_s_closes_the_bag_and_exits_non_zero(
         tmp_path: Path, sig: signal.Signals) -> None:
     out = tmp_path / "s"
     proc = start_cli(out)
-    time.sleep(6.0)  # the rest of the graph comes up and flies a little
+    log = out / "logs" / "sim_bridge.log"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (log.is_file() and "starting the clock" in log.read_text()):
+        time.sleep(0.2)  # poll: the whole graph is up once the bridge starts its clock
+    assert "starting the clock" in log.read_text(), "the sim bridge never started its clock"
     proc.send_signal(sig)
     text, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + sig.value, text + err

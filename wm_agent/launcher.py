@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from wm_agent.errors import ConfigError
 from wm_agent.graph import NodeSpec
 from wm_agent.paths import share_dir
 
@@ -56,7 +57,7 @@ def tied_command(command: Sequence[str], parent_pid: int | None = None) -> list[
     SIGTERM when the process `parent_pid` (default: this one) dies."""
     python, flag, module, *rest = command
     if flag != "-m":
-        raise ValueError(f"expected `python -m MODULE ...`, got {list(command)[:3]}")
+        raise ConfigError(f"expected `python -m MODULE ...`, got {list(command)[:3]}")
     pid = os.getpid() if parent_pid is None else parent_pid
     return [python, "-m", "wm_agent.launcher", str(pid), module, *rest]
 
