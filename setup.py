@@ -36,7 +36,7 @@ setup(
         *tree("models"),
     ],
     install_requires=[
-        "numpy", "scipy", "numba", "pot", "pyyaml", "tqdm", "matplotlib", "rosbags", "mcap",
+        "numpy", "scipy", "numba", "pyyaml", "tqdm", "matplotlib", "rosbags", "mcap",
     ],
     extras_require={"test": ["pytest", "hypothesis", "ruff", "mypy"]},
     zip_safe=False,

@@ -18,13 +18,13 @@ Two solvers return the same :class:`Matching`:
 * :func:`solve_sparse` — scalable: ε-scaling auction with lazily grown candidate lists
   (:mod:`wm_agent.fleet.auction`). It is near-optimal against the *full* problem (cost ≤
   optimum + 1.5·max(N, M)·ε) and returns a certified lower bound on the optimal cost.
-* :func:`solve_multilevel` — for the largest fleets: a coarse transport problem over grid
-  groups, then small exact assignments (:mod:`wm_agent.fleet.multilevel`); ~0.3 s at
-  10,000 × 10,000 within ~0.2 % of the auction's dual bound, no certificate of its own.
-  Busy drones keep their current task (hysteresis by pinning).
 
-:func:`solve` picks by size: dense up to ``dense_max``, the auction up to ``auction_max``,
-the multilevel solver above.
+:func:`solve` picks by size: dense up to ``dense_max``, the auction above. Both treat the
+incumbent bonus as a cost (no drone is pinned to its task) and both hold ≤ 1.02× the optimum
+on every demand family of :mod:`wm_agent.fleet.instances` (``tests/test_fleet_assign_families.py``;
+times in docs/COORDINATOR.md). A multilevel solver (coarse transport over grid groups) was
+faster at 10,000 drones but up to 1.14× the optimum on spread-out tasks and several times
+it with busy drones, and it raised on valid input; it was removed (issue 16).
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from scipy.optimize import linear_sum_assignment
 
 from wm_agent.errors import FleetError
 from wm_agent.fleet.auction import auction_assign
-from wm_agent.fleet.multilevel import multilevel_assign
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
@@ -202,75 +201,26 @@ def solve_sparse(
         return _empty()
     inc = incumbent if incumbent is not None else np.full(n, -1, dtype=np.int64)
     offsets_matter = n < m
-    try:
-        if n <= m:  # drones bid for tasks
-            res = auction_assign(
-                drone_xyz, task_xyz, offsets if offsets_matter else np.zeros(m), speed_mps,
-                incumbent=inc, incumbent_bonus_s=incumbent_bonus_s, k=k,
-                eps_final_s=eps_final_s,
-            )
-            d_idx, t_idx = np.arange(n, dtype=np.int64), res.assigned
-        else:  # tasks bid for drones; a task's incumbent is the drone holding it
-            t_inc = np.full(m, -1, dtype=np.int64)
-            held = np.flatnonzero(inc >= 0)
-            t_inc[inc[held]] = held
-            res = auction_assign(
-                task_xyz, drone_xyz, np.zeros(n), speed_mps, incumbent=t_inc,
-                incumbent_bonus_s=incumbent_bonus_s, k=k, eps_final_s=eps_final_s,
-            )
-            order = np.argsort(res.assigned)
-            d_idx, t_idx = res.assigned[order], np.arange(m, dtype=np.int64)[order]
-    except ValueError as exc:
-        raise FleetError(f"sparse assignment failed: {exc}") from exc
+    if n <= m:  # drones bid for tasks
+        res = auction_assign(
+            drone_xyz, task_xyz, offsets if offsets_matter else np.zeros(m), speed_mps,
+            incumbent=inc, incumbent_bonus_s=incumbent_bonus_s, k=k,
+            eps_final_s=eps_final_s,
+        )
+        d_idx, t_idx = np.arange(n, dtype=np.int64), res.assigned
+    else:  # tasks bid for drones; a task's incumbent is the drone holding it
+        t_inc = np.full(m, -1, dtype=np.int64)
+        held = np.flatnonzero(inc >= 0)
+        t_inc[inc[held]] = held
+        res = auction_assign(
+            task_xyz, drone_xyz, np.zeros(n), speed_mps, incumbent=t_inc,
+            incumbent_bonus_s=incumbent_bonus_s, k=k, eps_final_s=eps_final_s,
+        )
+        order = np.argsort(res.assigned)
+        d_idx, t_idx = res.assigned[order], np.arange(m, dtype=np.int64)[order]
     const = 0.0 if offsets_matter else float(offsets.sum())
     cost = _pairs_cost(drone_xyz, task_xyz, offsets, speed_mps, inc, incumbent_bonus_s, d_idx, t_idx)
     return Matching(d_idx, t_idx, cost, res.lower_bound + const)
-
-
-def solve_multilevel(
-    drone_xyz: FloatArray,
-    task_xyz: FloatArray,
-    offsets: FloatArray,
-    speed_mps: float,
-    *,
-    incumbent: IntArray | None = None,
-    incumbent_bonus_s: float = 0.0,
-    persons_per_group: float | None = None,
-) -> Matching:
-    """Two-level assignment for the largest fleets (:mod:`wm_agent.fleet.multilevel`).
-
-    Same arguments and result as :func:`solve_dense`; ``lower_bound`` is ``-inf`` (no
-    certificate). Hysteresis is by pinning: a drone holding a task (``incumbent``) keeps it
-    when ``incumbent_bonus_s`` > 0, and the rest are assigned among the rest. Always returns
-    min(N, M) pairs.
-    """
-    _check_inputs(drone_xyz, task_xyz, offsets, incumbent)
-    n, m = drone_xyz.shape[0], task_xyz.shape[0]
-    if n == 0 or m == 0:
-        return _empty()
-    inc = incumbent if incumbent is not None else np.full(n, -1, dtype=np.int64)
-    pinned = np.flatnonzero(inc >= 0) if incumbent_bonus_s > 0.0 else np.zeros(0, np.int64)
-    free_d = np.setdiff1d(np.arange(n), pinned)
-    free_t = np.setdiff1d(np.arange(m), inc[pinned])
-    d_parts, t_parts = [pinned], [inc[pinned]]
-    if free_d.size and free_t.size:
-        dx, tx = drone_xyz[free_d], task_xyz[free_t]
-        if free_d.size <= free_t.size:  # drones choose among tasks; offsets pick which
-            got = multilevel_assign(dx, tx, offsets[free_t], speed_mps,
-                                    persons_per_group=persons_per_group)
-            d_parts.append(free_d)
-            t_parts.append(free_t[got])
-        else:  # every task is served: offsets are a constant, tasks choose drones
-            got = multilevel_assign(tx, dx, np.zeros(free_d.size), speed_mps,
-                                    persons_per_group=persons_per_group)
-            d_parts.append(free_d[got])
-            t_parts.append(free_t)
-    d_idx = np.concatenate(d_parts).astype(np.int64)
-    t_idx = np.concatenate(t_parts).astype(np.int64)
-    order = np.argsort(d_idx)
-    d_idx, t_idx = d_idx[order], t_idx[order]
-    cost = _pairs_cost(drone_xyz, task_xyz, offsets, speed_mps, inc, incumbent_bonus_s, d_idx, t_idx)
-    return Matching(d_idx, t_idx, cost, float("-inf"))
 
 
 def solve(
@@ -280,24 +230,16 @@ def solve(
     speed_mps: float,
     *,
     dense_max: int = 1500,
-    auction_max: int = 4000,
     k: int = 8,
     incumbent: IntArray | None = None,
     incumbent_bonus_s: float = 0.0,
 ) -> Matching:
-    """Dense optimal solve up to ``dense_max`` drones and tasks, the auction up to
-    ``auction_max``, the multilevel solver above.
+    """Dense optimal solve up to ``dense_max`` drones and tasks, the auction above.
 
     ``k``: initial candidate tasks per drone of the auction (it grows them as needed).
     """
-    size = max(drone_xyz.shape[0], task_xyz.shape[0])
-    if size <= dense_max:
+    if max(drone_xyz.shape[0], task_xyz.shape[0]) <= dense_max:
         return solve_dense(
-            drone_xyz, task_xyz, offsets, speed_mps,
-            incumbent=incumbent, incumbent_bonus_s=incumbent_bonus_s,
-        )
-    if size > auction_max:
-        return solve_multilevel(
             drone_xyz, task_xyz, offsets, speed_mps,
             incumbent=incumbent, incumbent_bonus_s=incumbent_bonus_s,
         )

@@ -29,34 +29,29 @@ second-cheapest price + ε; prices of dummy-held objects are raised lazily to a 
 so the dummies are ε-CS too.
 
 The kernels compile on first use (``cache=True``: several seconds once, then loaded from
-the cache in ``__pycache__``). Without numba they run as plain Python: correct, ~100x slower.
+the cache in ``__pycache__``).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
+from wm_agent.errors import FleetError
 from wm_agent.fleet.cells import chunked_cells
-
-_numba: Any = importlib.import_module("numba") if importlib.util.find_spec("numba") else None
-HAVE_NUMBA = _numba is not None
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _jit(func: _F) -> _F:
-    """Compile with numba (cached on disk) when it is installed, else run as Python."""
-    if _numba is None:  # pragma: no cover - exercised only where numba is missing
-        return func
-    compiled: _F = _numba.njit(cache=True)(func)
+    """Compile with numba, cached on disk (``__pycache__``) after the first run."""
+    compiled: _F = numba.njit(cache=True)(func)  # type: ignore[assignment]
     return compiled
 
 
@@ -542,11 +537,11 @@ def auction_assign(
         per_cell: mean objects per search cell.
 
     Raises:
-        ValueError: P > O (swap the sides) or the bid limit was hit (a bug, not an input).
+        FleetError: P > O (swap the sides) or the bid limit was hit (a bug, not an input).
     """
     n_p, n_o = person_xyz.shape[0], object_xyz.shape[0]
     if n_p > n_o:
-        raise ValueError(f"auction_assign needs persons ≤ objects, got {n_p} > {n_o}")
+        raise FleetError(f"auction_assign needs persons ≤ objects, got {n_p} > {n_o}")
     px = np.ascontiguousarray(person_xyz, dtype=np.float64)
     ox = np.ascontiguousarray(object_xyz, dtype=np.float64)
     off = np.ascontiguousarray(object_offsets, dtype=np.float64)
@@ -595,7 +590,7 @@ def auction_assign(
         price, owner, assigned,
     )
     if status != 0:
-        raise ValueError(f"auction hit its bid limit after {bids} bids ({n_p} x {n_o}); "
+        raise FleetError(f"auction hit its bid limit after {bids} bids ({n_p} x {n_o}); "
                          "report this instance")
     lb = _dual_bound(px, ox, off, inv_speed, inc, float(incumbent_bonus_s), n_o - n_p, price,
                      owner, lam, order, cstart, clo, chi)

@@ -1,5 +1,4 @@
-"""Grid cells cut into chunks: the grouping the auction's search cells and the multilevel
-solver's task groups share."""
+"""Grid cells cut into chunks: the auction's search cells over the tasks."""
 
 from __future__ import annotations
 

@@ -68,8 +68,6 @@ class CoordinatorConfig:
     reassign_threshold_s: float = _p(2.0, "a busy drone switches task only if that saves more [s]")
     arrive_radius_m: float = _p(0.3, "a drone this close to its pickup/dropoff has arrived [m]")
     dense_max: int = _p(1500, "the optimal dense solver up to this many drones and tasks")
-    auction_max: int = _p(4000, "the auction (certified near-optimal) up to this size, the "
-                          "multilevel solver above")
     knn_k: int = _p(16, "starting candidate tasks per bidder of the auction solver")
     priority_weight_s: float = _p(0.05, "travel time one priority step is worth [s]")
     urgency_weight_s: float = _p(10.0, "travel time an imminent deadline is worth [s]")
@@ -100,10 +98,10 @@ class CoordinatorConfig:
                 f"CoordinatorConfig.max_open_tasks and max_open_per_station must be ≥ 1, got "
                 f"{self.max_open_tasks}, {self.max_open_per_station}"
             )
-        if self.dense_max < 1 or self.knn_k < 1 or self.auction_max < self.dense_max:
+        if self.dense_max < 1 or self.knn_k < 1:
             raise ConfigError(
-                f"CoordinatorConfig.dense_max and knn_k must be ≥ 1 and auction_max ≥ "
-                f"dense_max, got {self.dense_max}, {self.knn_k}, {self.auction_max}"
+                f"CoordinatorConfig.dense_max and knn_k must be ≥ 1, got {self.dense_max}, "
+                f"{self.knn_k}"
             )
 
 
@@ -436,7 +434,7 @@ class Coordinator:
         off -= cfg.age_weight * np.clip(waited, 0.0, cfg.age_cap_s)  # old tasks get cheaper
         match = solve(
             self._pos[eligible], q, off, self.layout.cruise_speed_mps,
-            dense_max=cfg.dense_max, auction_max=cfg.auction_max, k=cfg.knn_k,
+            dense_max=cfg.dense_max, k=cfg.knn_k,
             incumbent=incumbent, incumbent_bonus_s=cfg.reassign_threshold_s,
         )
         self._apply_matching(eligible, open_ids, incumbent, match, now)
