@@ -508,11 +508,11 @@ def auction_assign(
     incumbent_bonus_s: float = 0.0,
     k: int = 8,
     k_object: int = 2,
-    r_add: int = 32,
+    r_add: int = 8,
     eps_final_s: float = 0.01,
     theta: float = 5.0,
     slack_mid: float = 10.0,
-    per_cell: float = 16.0,
+    per_cell: float = 32.0,
 ) -> AuctionResult:
     """Near-optimal assignment of every person (P ≤ O) to a distinct object.
 
