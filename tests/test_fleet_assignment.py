@@ -184,3 +184,18 @@ def test_empty_sides() -> None:
     for n, m in ((0, 3), (3, 0), (0, 0)):
         res = solve_sparse(np.zeros((n, 3)), np.zeros((m, 3)), np.zeros(m), 1.0)
         assert res.drone_idx.size == res.task_idx.size == 0 and res.total_cost == 0.0
+
+
+def test_search_cells_of_tasks_in_a_line_hold_many_tasks() -> None:
+    """Cells were sized by the tasks' area: tasks in one line (one shelf row, one level) got
+    1 mm cells, one task each, and every exact search scanned all of them (5,000 such tasks:
+    2.9 s against 0.8 s for the same problem the other way round)."""
+    from wm_agent.fleet.auction import _object_cells
+
+    n = 4000
+    line = np.column_stack([np.linspace(0.0, 200.0, n), np.full(n, 50.0), np.ones(n)])
+    _, _, start, _, _ = _object_cells(line, np.zeros(n), 32.0)
+    assert len(start) - 1 <= 2 * n / 32
+    spot = np.zeros((n, 3))  # every task on one spot: chunks of at most 128
+    _, _, start, _, _ = _object_cells(spot, np.zeros(n), 32.0)
+    assert len(start) - 1 == int(np.ceil(n / 128))

@@ -477,7 +477,10 @@ def _object_cells(xyz: FloatArray, offsets: FloatArray, per_cell: float, chunk: 
     n = xyz.shape[0]
     lo = xyz[:, :2].min(axis=0)
     ext = np.maximum(xyz[:, :2].max(axis=0) - lo, 1e-6)
-    h = max(float(np.sqrt(ext[0] * ext[1] * per_cell / max(n, 1))), 1e-3)
+    # by the spread's area, or by its length where it has no width (tasks in one line would
+    # otherwise get millimetre cells of one task each)
+    by_area = float(np.sqrt(ext[0] * ext[1] * per_cell / max(n, 1)))
+    h = max(by_area, float(ext.max()) * per_cell / max(n, 1), 1e-3)
     nx, ny = int(ext[0] // h) + 1, int(ext[1] // h) + 1
     ij = np.minimum(((xyz[:, :2] - lo) // h).astype(np.int64), [nx - 1, ny - 1])
     grid = ij[:, 0] * ny + ij[:, 1]
