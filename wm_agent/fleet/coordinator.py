@@ -17,6 +17,14 @@ was committed. Submitting a task again with the same content is idempotent (acce
 changes), so a bulk submitter can retry what it got no answer for. Admission control bounds
 the tasks waiting for a pickup (in all, and per pick station); waiting tasks age (get cheaper in
 the assignment) so none starves.
+
+*Bays.* A station serves its tasks at K bays (``Layout.bay_offsets``). A task holds a bay at
+its pick station (while ASSIGNED) and one at its drop station (from ASSIGNED until DELIVERED),
+chosen at assignment among the free ones (the nearest to the drone, resp. to the pickup), so
+no two drones are sent to one bay at overlapping times. A task whose stations have no free bay
+waits in the queue (the drone stays where it is) instead of sending a drone to converge on a
+full station; the most urgent waiting tasks get the bays first. Reservations are ledger rows
+written with the task changes that take and free them, so a restart keeps them.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.spatial import cKDTree
 
 from wm_agent.errors import ConfigError, FleetError
 from wm_agent.fleet.assignment import Matching, solve, task_offsets
@@ -42,6 +51,7 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 _OPEN = (TaskState.QUEUED, TaskState.ASSIGNED)  # waiting for a pickup: what admission counts
+PICKUP, DROPOFF = 0, 1  # the roles of a task's two bays (ledger values: never renumber)
 
 
 def _p(default: Any, description: str) -> Any:
@@ -185,6 +195,8 @@ class Coordinator:
         self._first_submit_s: float | None = None
         self._outbox: list[Transition] = []
         self._open: dict[str, int] = {}  # tasks waiting for a pickup, per pickup key
+        self._bay: dict[tuple[str, int], tuple[str, int]] = {}  # (task, role) -> (station, bay)
+        self._holder: dict[tuple[str, int], str] = {}  # (station, bay) -> task holding it
         self._restore(self.clock())
 
     # ----------------------------------------------------------------- bookkeeping
@@ -199,13 +211,15 @@ class Coordinator:
         for tid, task in state.tasks.items():
             self._tasks[tid] = task
             self._pickup[tid] = self._pickup_xyz(task.spec)
-            self._dropoff[tid] = self.layout.station_goal(task.spec.dropoff, tid)
+            self._dropoff[tid] = self.layout.station(task.spec.dropoff)
             if task.state in (TaskState.ASSIGNED, TaskState.PICKED) and task.drone_id is not None:
                 row = int(self.health.rows_of([task.drone_id])[0])
                 if row < 0:
                     row = int(self.health.add(np.array([task.drone_id]), now_s)[0])
                     self._grow()
                 self._task_of[row] = tid
+        for (tid, role), (station, bay) in state.bays.items():
+            self._take_bay(tid, role, station, bay)
         if state.tasks:
             self._first_submit_s = min(t.created_s for t in state.tasks.values())
         for task in self._tasks.values():
@@ -220,9 +234,47 @@ class Coordinator:
             self._task_of.extend([""] * extra)
 
     def _pickup_xyz(self, spec: TaskSpec) -> FloatArray:
+        """The pickup [m]: the shelf slot, or the pick station (its bay once one is held)."""
         if isinstance(spec.pickup, str):
-            return self.layout.station_goal(spec.pickup, spec.task_id)
+            return self.layout.station(spec.pickup)
         return np.asarray(spec.pickup, dtype=np.float64)
+
+    def _take_bay(self, tid: str, role: int, station: str, bay: int) -> None:
+        """Record a reservation (already in the ledger) and aim the task's goal at the bay."""
+        self._bay[(tid, role)] = (station, bay)
+        self._holder[(station, bay)] = tid
+        goal = self.layout.station(station) + self.layout.bay_offsets[bay]
+        (self._pickup if role == PICKUP else self._dropoff)[tid] = goal
+
+    def _free_bay(self, tid: str, role: int) -> None:
+        station, bay = self._bay.pop((tid, role))
+        del self._holder[(station, bay)]
+        spec = self._tasks[tid].spec
+        if role == PICKUP:
+            self._pickup[tid] = self._pickup_xyz(spec)
+        else:
+            self._dropoff[tid] = self.layout.station(spec.dropoff)
+
+    def _bays_freed_by(self, changes: Sequence[tuple[Task, Transition]]) -> list[tuple[str, int]]:
+        """(task, role) reservations the transitions end: a task back in the queue or final
+        frees both, a pickup frees the pick bay, a delivery the drop bay."""
+        out: list[tuple[str, int]] = []
+        for _, tr in changes:
+            if tr.to_state is TaskState.PICKED:
+                roles: tuple[int, ...] = (PICKUP,)
+            elif tr.to_state is TaskState.DELIVERED:
+                roles = (DROPOFF,)
+            elif tr.to_state in (TaskState.QUEUED, TaskState.CANCELLED, TaskState.FAILED):
+                roles = (PICKUP, DROPOFF)
+            else:
+                continue
+            out.extend((tr.task_id, r) for r in roles
+                       if (tr.task_id, r) in self._bay and (tr.task_id, r) not in out)
+        return out
+
+    def bay_holders(self) -> dict[tuple[str, int], str]:
+        """(station, bay index) -> id of the task holding it, for every held bay."""
+        return dict(self._holder)
 
     def _drone_rows_record(self, rows: IntArray) -> list[tuple[int, int, int]]:
         h = self.health
@@ -231,23 +283,33 @@ class Coordinator:
     def _commit(
         self, changes: Sequence[tuple[Task, Transition]], drone_rows: IntArray | None = None,
         drone_records: Sequence[tuple[int, int, int]] | None = None,
+        reserve: Sequence[tuple[str, int, str, int]] = (),
     ) -> None:
         """Persist then apply ``changes`` (several per task allowed, in order). Drones are
         written from their rows' current values, or as ``drone_records`` (id, epoch,
-        min_epoch) when the caller applies the change to FleetHealth only after the write."""
+        min_epoch) when the caller applies the change to FleetHealth only after the write.
+        The bays the transitions free are released and ``reserve`` (task, role, station,
+        bay) taken in the same transaction."""
         if not changes and (drone_rows is None or drone_rows.size == 0):
             return
+        freed = self._bays_freed_by(changes)
         latest: dict[str, Task] = {}
         for task, _ in changes:
             latest[task.task_id] = task
         if drone_records is None:
             drone_records = self._drone_rows_record(drone_rows) if drone_rows is not None else []
-        self.ledger.commit(list(latest.values()), [tr for _, tr in changes], drone_records)
+        self.ledger.commit(list(latest.values()), [tr for _, tr in changes], drone_records,
+                           bays_freed=freed,
+                           bays_reserved=[(st, b, tid, role) for tid, role, st, b in reserve])
         for task, tr in changes:
             was, now = tr.from_state in _OPEN, tr.to_state in _OPEN
             if was != now:
                 self._count_open(task.spec, +1 if now else -1)
         self._tasks.update(latest)
+        for tid, role in freed:
+            self._free_bay(tid, role)
+        for tid, role, station, bay in reserve:
+            self._take_bay(tid, role, station, bay)
         self._outbox.extend(tr for _, tr in changes)
         self._dirty = True
 
@@ -296,7 +358,7 @@ class Coordinator:
         self._outbox.append(tr)
         self._tasks[spec.task_id] = task
         self._pickup[spec.task_id] = self._pickup_xyz(spec)
-        self._dropoff[spec.task_id] = self.layout.station_goal(spec.dropoff, spec.task_id)
+        self._dropoff[spec.task_id] = self.layout.station(spec.dropoff)
         if self._first_submit_s is None:
             self._first_submit_s = now
         self._dirty = True
@@ -414,16 +476,11 @@ class Coordinator:
             if tk.state is TaskState.QUEUED
             or (tk.state is TaskState.ASSIGNED and tk.drone_id in eligible_ids)
         ]
-        col = {tid: j for j, tid in enumerate(open_ids)}
-        incumbent = np.array(
-            [col.get(self._task_of[r], -1) for r in eligible], dtype=np.int64
-        )
         self._last_solve_s = now
         self._dirty = False
         if not open_ids or eligible.size == 0:
             return Matching(np.zeros(0, np.int64), np.zeros(0, np.int64), 0.0)
         specs = [self._tasks[t].spec for t in open_ids]
-        q = np.stack([self._pickup[t] for t in open_ids])
         pri = np.array([s.priority for s in specs], np.float64)
         dl = np.array([np.inf if s.deadline_s is None else s.deadline_s for s in specs])
         off = task_offsets(
@@ -432,6 +489,16 @@ class Coordinator:
         )
         waited = now - np.array([self._tasks[t].created_s for t in open_ids])
         off -= cfg.age_weight * np.clip(waited, 0.0, cfg.age_cap_s)  # old tasks get cheaper
+        keep = self._bays_allow(open_ids, off, self._pos[eligible])
+        open_ids = [t for t, k in zip(open_ids, keep, strict=True) if k]
+        off = off[keep]
+        if not open_ids:
+            return Matching(np.zeros(0, np.int64), np.zeros(0, np.int64), 0.0)
+        col = {tid: j for j, tid in enumerate(open_ids)}
+        incumbent = np.array(
+            [col.get(self._task_of[r], -1) for r in eligible], dtype=np.int64
+        )
+        q = np.stack([self._pickup[t] for t in open_ids])
         match = solve(
             self._pos[eligible], q, off, self.layout.cruise_speed_mps,
             dense_max=cfg.dense_max, k=cfg.knn_k,
@@ -514,6 +581,70 @@ class Coordinator:
                     f"(max_open_per_station {cfg.max_open_per_station}); submit again later")
         return ""
 
+    def _bays_allow(self, open_ids: list[str], offsets: FloatArray, drone_xyz: FloatArray
+                    ) -> NDArray[np.bool_]:
+        """Which open tasks may be assigned now: those holding their bays already, and
+        waiting ones while their pick and drop stations have a bay left, cheapest first by
+        the assignment's own cost (offset + travel time from the nearest drone)."""
+        n_bays = self.layout.bay_offsets.shape[0]
+        free: dict[str, int] = {}
+        for station, _ in self._holder:
+            free[station] = free.get(station, n_bays) - 1
+        pickups = np.stack([self._pickup[t] for t in open_ids])
+        nearest, _ = cKDTree(drone_xyz).query(pickups)
+        score = offsets + np.asarray(nearest) / self.layout.cruise_speed_mps
+        keep = np.zeros(len(open_ids), bool)
+        for j in np.argsort(score, kind="stable"):
+            task = self._tasks[open_ids[j]]
+            if task.state is not TaskState.QUEUED:
+                keep[j] = True
+                continue
+            need = [task.spec.dropoff]
+            if isinstance(task.spec.pickup, str):
+                need.append(task.spec.pickup)
+            if all(free.get(st, n_bays) >= need.count(st) for st in need):
+                for st in need:
+                    free[st] = free.get(st, n_bays) - 1
+                keep[j] = True
+        return keep
+
+    def _choose_bay(self, tid: str, role: int, station: str, near: FloatArray,
+                    taken: set[tuple[str, int]]) -> int | None:
+        """The task's own bay at ``station`` if it holds one, else the free bay nearest
+        ``near`` [m] not in ``taken``; None when every bay is held."""
+        own = self._bay.get((tid, role))
+        if own is not None and own[0] == station:
+            return own[1]
+        centre = self.layout.station(station)
+        best, best_d = None, np.inf
+        for k, off in enumerate(self.layout.bay_offsets):
+            if (station, k) in self._holder or (station, k) in taken:
+                continue
+            d = float(np.linalg.norm(centre + off - near))
+            if d < best_d:
+                best, best_d = k, d
+        return best
+
+    def _bays_for(self, tid: str, drone_xyz: FloatArray, taken: set[tuple[str, int]]
+                  ) -> list[tuple[str, int, str, int]] | None:
+        """(task, role, station, bay) reservations for assigning ``tid`` to a drone at
+        ``drone_xyz``, or None when its stations have no free bay."""
+        spec = self._tasks[tid].spec
+        out: list[tuple[str, int, str, int]] = []
+        pickup_xyz = self._pickup_xyz(spec)
+        if isinstance(spec.pickup, str):
+            bay = self._choose_bay(tid, PICKUP, spec.pickup, drone_xyz, taken)
+            if bay is None:
+                return None
+            out.append((tid, PICKUP, spec.pickup, bay))
+            pickup_xyz = self.layout.station(spec.pickup) + self.layout.bay_offsets[bay]
+        bay = self._choose_bay(tid, DROPOFF, spec.dropoff, pickup_xyz,
+                               taken | {(st, b) for _, _, st, b in out})
+        if bay is None:
+            return None
+        out.append((tid, DROPOFF, spec.dropoff, bay))
+        return out
+
     def _release_rows(self, rows: IntArray) -> None:
         for r in rows:
             if r >= 0:
@@ -579,6 +710,15 @@ class Coordinator:
     ) -> None:
         new_task_of = np.full(eligible.size, -1, np.int64)
         new_task_of[match.drone_idx] = match.task_idx
+        reserve: list[tuple[str, int, str, int]] = []
+        taken: set[tuple[str, int]] = set()
+        for i in np.nonzero((new_task_of != incumbent) & (new_task_of >= 0))[0]:
+            bays = self._bays_for(open_ids[new_task_of[i]], self._pos[eligible[i]], taken)
+            if bays is None:  # its stations filled up in this solve: it waits
+                new_task_of[i] = -1
+                continue
+            reserve.extend(bays)
+            taken.update((st, b) for _, _, st, b in bays)
         changed = np.nonzero(new_task_of != incumbent)[0]
         if changed.size == 0:
             return
@@ -602,7 +742,8 @@ class Coordinator:
                 changes.append(nxt)
         h = self.health
         self._commit(changes, rows, [(int(h.ids[r]), int(e), int(h.min_epoch[r]))
-                                     for r, e in zip(rows, new_epochs, strict=True)])
+                                     for r, e in zip(rows, new_epochs, strict=True)],
+                     reserve=reserve)
         h.epoch[rows] = new_epochs
         for i in changed:
             self._task_of[int(eligible[i])] = (

@@ -8,7 +8,6 @@ tests see the same stations, bays and pads). All positions are ENU in the ``map`
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -53,8 +52,8 @@ class Layout:
         max_payload_kg: heaviest payload a drone may carry [kg].
         cruise_speed_mps: speed used to turn distance into travel time [m/s].
         bay_offsets: (K, 3) offsets [m] of the K bays every station has around its position;
-            a task is served at bay ``crc32(task id) mod K`` of its station (spreads the drones
-            converging on a busy station; default one bay at the station itself).
+            the coordinator reserves a free one for each task (no two drones on one bay;
+            default one bay at the station itself).
         shelves: (M, 2, 3) shelf AABBs [m] ([:, 0] min, [:, 1] max corner): no pickup inside.
         clearance_m: a point closer than this to a shelf counts as inside it [m] (the drone's
             collision radius).
@@ -152,13 +151,6 @@ class Layout:
             raise ConfigError(
                 f"unknown station {name!r}; known: {sorted(self.stations)}"
             ) from None
-
-    def station_goal(self, name: str, task_id: str) -> NDArray[np.float64]:
-        """(3,) position [m] where task ``task_id`` is served at station ``name``: the
-        station's bay ``crc32(task_id) mod K`` (stable across runs and restarts)."""
-        bay = zlib.crc32(task_id.encode()) % self.bay_offsets.shape[0]
-        out: NDArray[np.float64] = self.station(name) + self.bay_offsets[bay]
-        return out
 
     @classmethod
     def from_scenario(cls, sc: Scenario, cruise_speed_mps: float = DEFAULT_CRUISE_SPEED_MPS

@@ -6,7 +6,9 @@ state consistent with its last transition. ``journal_mode=WAL`` + ``synchronous=
 a commit survives a process crash; a power cut may lose the last commits but never
 corrupts the file. A partial unique index allows one DELIVERED transition per task and a
 trigger refuses any change to a task row once DELIVERED, so a task is delivered at most
-once even if the coordinator were wrong. The schema version is stored in
+once even if the coordinator were wrong. Bay reservations are rows of ``bays`` keyed by
+(station, bay), so one bay is never held by two tasks, written in the same transaction as
+the task changes that take and free them. The schema version is stored in
 ``PRAGMA user_version``.
 """
 
@@ -21,7 +23,7 @@ from pathlib import Path
 from wm_agent.errors import FleetError
 from wm_agent.fleet.tasks import Task, TaskSpec, TaskState, Transition
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the bays table (a schema-1 file gains it when opened)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -53,6 +55,14 @@ CREATE UNIQUE INDEX IF NOT EXISTS one_delivery_per_task
 CREATE TRIGGER IF NOT EXISTS delivered_is_final BEFORE UPDATE ON tasks
     WHEN OLD.state = 3
     BEGIN SELECT RAISE(ABORT, 'task is DELIVERED; a delivered task is final'); END;
+CREATE TABLE IF NOT EXISTS bays (
+    station TEXT NOT NULL,
+    bay INTEGER NOT NULL CHECK (bay >= 0),
+    task_id TEXT NOT NULL REFERENCES tasks(task_id),
+    role INTEGER NOT NULL CHECK (role IN (0, 1)),
+    PRIMARY KEY (station, bay),
+    UNIQUE (task_id, role)
+);
 CREATE TABLE IF NOT EXISTS drones (
     drone_id INTEGER PRIMARY KEY,
     epoch INTEGER NOT NULL,
@@ -110,10 +120,13 @@ class RestoredState:
     Attributes:
         tasks: task_id -> current task, in submission order.
         drone_epochs: drone_id -> (epoch, min_epoch).
+        bays: (task_id, role) -> (station, bay) of every held bay (role 0: pickup,
+            1: drop-off).
     """
 
     tasks: dict[str, Task]
     drone_epochs: dict[int, tuple[int, int]]
+    bays: dict[tuple[str, int], tuple[str, int]]
 
 
 class Ledger:
@@ -163,6 +176,8 @@ class Ledger:
         drones: Iterable[tuple[int, int, int]] = (),
         *,
         new: bool = False,
+        bays_freed: Iterable[tuple[str, int]] = (),
+        bays_reserved: Iterable[tuple[str, int, str, int]] = (),
     ) -> None:
         """Write task rows, their transitions and drone epochs in ONE transaction.
 
@@ -171,10 +186,13 @@ class Ledger:
             transitions: the transitions that led there.
             drones: (drone_id, epoch, min_epoch) rows to upsert.
             new: the tasks are newly accepted.
+            bays_freed: (task_id, role) reservations to drop (before the new ones).
+            bays_reserved: (station, bay, task_id, role) reservations to add.
 
         Raises:
             FleetError: a constraint refused the write (e.g. a second DELIVERED, an update of
-                a delivered task, a duplicate task id); nothing was written.
+                a delivered task, a duplicate task id, a bay already held); nothing was
+                written.
         """
         c = self._conn
         try:
@@ -196,6 +214,9 @@ class Ledger:
                 "reason) VALUES (?,?,?,?,?,?,?)",
                 [_trans_row(tr) for tr in transitions],
             )
+            c.executemany("DELETE FROM bays WHERE task_id=? AND role=?", list(bays_freed))
+            c.executemany("INSERT INTO bays (station, bay, task_id, role) VALUES (?,?,?,?)",
+                          list(bays_reserved))
             c.executemany(
                 "INSERT INTO drones (drone_id, epoch, min_epoch) VALUES (?,?,?) "
                 "ON CONFLICT(drone_id) DO UPDATE SET epoch=max(epoch, excluded.epoch), "
@@ -223,7 +244,11 @@ class Ledger:
             int(r[0]): (int(r[1]), int(r[2]))
             for r in self._conn.execute("SELECT drone_id, epoch, min_epoch FROM drones")
         }
-        return RestoredState(tasks, drones)
+        bays = {
+            (str(r[2]), int(r[3])): (str(r[0]), int(r[1]))
+            for r in self._conn.execute("SELECT station, bay, task_id, role FROM bays")
+        }
+        return RestoredState(tasks, drones, bays)
 
     def transitions(self, task_id: str | None = None) -> list[Transition]:
         """All transitions (of one task if ``task_id``) in the order written."""
