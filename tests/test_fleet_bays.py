@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from test_fleet_coordinator import CFG, LAYOUT, FakeClock, _fly
+
 from wm_agent.errors import FleetError
 from wm_agent.fleet.coordinator import Coordinator, Phase
 from wm_agent.fleet.ledger import Ledger
@@ -106,7 +106,7 @@ def test_a_station_with_all_bays_busy_keeps_its_tasks_queued() -> None:
 def test_the_ledger_refuses_a_second_task_on_a_held_bay() -> None:
     led = Ledger.open(":memory:")
     co = Coordinator(_layout(1), CFG, led, clock=FakeClock())
-    co.observe_fleet([1, 2], LAYOUT.home_pads[:2] + [0.0, 0.0, 1.0], 0.0)
+    co.observe_fleet([1, 2], LAYOUT.home_pads[:2] + np.array([0.0, 0.0, 1.0]), 0.0)
     assert co.submit(TaskSpec("a", PICKS[0], DROPS[0], payload_kg=0.01), 0.0).accepted
     assert co.submit(TaskSpec("b", PICKS[1], DROPS[1], payload_kg=0.01), 0.0).accepted
     co.solve(0.0)

@@ -262,7 +262,7 @@ def test_tasks_are_served_at_distinct_bays_spread_over_the_station() -> None:
     layout = dc_replace(LAYOUT, bay_offsets=bay_grid(3, 3, 1.0))
     co = Coordinator(layout, CFG, ledger=Ledger.open(":memory:"), clock=FakeClock())
     ids = np.arange(40, dtype=np.int64)
-    co.observe_fleet(ids, layout.home_pads[:40] + [0.0, 0.0, 1.0], 0.0)
+    co.observe_fleet(ids, layout.home_pads[:40] + np.array([0.0, 0.0, 1.0]), 0.0)
     for k in range(40):
         spec = TaskSpec(task_id=f"t{k}", pickup="pick_a", dropoff="drop_a", priority=1,
                         payload_kg=0.01, deadline_s=1e9)

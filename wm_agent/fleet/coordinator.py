@@ -586,7 +586,7 @@ class Coordinator:
         """Which open tasks may be assigned now: those holding their bays already, and
         waiting ones while their pick and drop stations have a bay left, cheapest first by
         the assignment's own cost (offset + travel time from the nearest drone)."""
-        n_bays = self.layout.bay_offsets.shape[0]
+        n_bays = int(self.layout.bay_offsets.shape[0])
         free: dict[str, int] = {}
         for station, _ in self._holder:
             free[station] = free.get(station, n_bays) - 1
