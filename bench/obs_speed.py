@@ -9,8 +9,10 @@ Usage (from the repository root)::
 Drones are placed uniformly over the floor at 0.1–4 m. For each count the obstacle features
 (8 sector distances + up/down clearance against 1,440 shelf units and 4 walls) are computed
 with the grid prefilter (what the planner nodes run) and, as the baseline in the same run,
-against every (drone, box) pair; the two must agree exactly. Then the whole
-``build_observations`` (neighbours included) with the grid. Prints ms per call and the ratio.
+against every (drone, box) pair; the two must agree exactly. The neighbour features (4
+nearest within 5 m) through the k-d tree (what the nodes run) against the grid candidates +
+one sort of all pairs in range (the baseline, in the same run); they must agree exactly. Then
+the whole ``build_observations``. Prints ms per call and the ratios.
 """
 
 from __future__ import annotations
@@ -50,8 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     spec = spaces.ObservationSpec()
     size = sc.world_size
     print(f"scenario {ns.scenario}: {len(ob.boxes_min)} boxes; median of {ns.reps} calls")
-    print("| drones | grid [ms] | every pair [ms] | ratio | build_observations [ms] |")
-    print("|---|---|---|---|---|")
+    print("| drones | obstacles: grid [ms] | every pair [ms] | ratio | neighbours: k-d tree [ms] "
+          "| grid + sort [ms] | ratio | build_observations [ms] |")
+    print("|---|---|---|---|---|---|---|---|")
     default = spaces._DENSE_PAIRS
     for n in ns.drones:
         rng = np.random.default_rng(n)
@@ -71,10 +74,30 @@ def main(argv: list[str] | None = None) -> int:
         if not (np.array_equal(grid[0], every[0]) and np.array_equal(grid[1], every[1])):
             print(f"error: {n} drones: the grid and every-pair results differ")
             return 1
+        ids = np.arange(n)
+        nb_args = (pos, vel, ids, pos, vel, ids, spec)
+        tree = spaces.neighbour_features(*nb_args)
+        t_tree = best_ms(lambda: spaces.neighbour_features(*nb_args), ns.reps)  # noqa: B023
+
+        def by_grid() -> np.ndarray:
+            qi, pj = spaces._grid_candidates(pos, pos, spec.neighbour_radius)  # noqa: B023
+            qi, pj, rel, rank = spaces._nearest_k(qi, pj, pos, ids, pos, ids,  # noqa: B023
+                                                  spec.neighbour_radius, spec.neighbours)
+            out = np.zeros((n, spec.neighbours, 7))  # noqa: B023
+            out[qi, rank, 0:3] = rel
+            out[qi, rank, 3:6] = vel[pj] - vel[qi]  # noqa: B023
+            out[qi, rank, 6] = 1.0
+            return out.reshape(n, -1)  # noqa: B023
+
+        if n * n > spaces._BRUTE_FORCE_NEIGHBOURS and not np.array_equal(tree, by_grid()):
+            print(f"error: {n} drones: the k-d tree and grid neighbours differ")
+            return 1
+        t_sort = best_ms(by_grid, ns.reps)
         t_obs = best_ms(lambda: spaces.build_observations(
             pos, vel, quat, np.zeros((n, 3)), pos + 5.0, ob.boxes_min, ob.boxes_max,  # noqa: B023
             floor_z=ob.floor_z, ceiling_z=ob.ceiling_z), ns.reps)
-        print(f"| {n:,} | {t_grid:.1f} | {t_every:.1f} | {t_every / t_grid:.1f}x | {t_obs:.1f} |")
+        print(f"| {n:,} | {t_grid:.1f} | {t_every:.1f} | {t_every / t_grid:.1f}x | {t_tree:.1f} "
+              f"| {t_sort:.1f} | {t_sort / t_tree:.1f}x | {t_obs:.1f} |")
     return 0
 
 

@@ -162,6 +162,31 @@ def test_neighbour_grid_matches_brute_force() -> None:
     np.testing.assert_allclose(grid, ref, atol=1e-12)
 
 
+@pytest.mark.parametrize("layout", ["pads", "pads_and_external_pool"])
+def test_neighbours_tied_at_the_kth_distance_are_taken_by_pool_index(layout: str) -> None:
+    """Drones on a pad grid: every neighbour distance repeats 4-8 times, so the k-th nearest
+    is a tie; the k-d tree path must pick the same drones in the same slots as brute force."""
+    g = np.stack(np.meshgrid(np.arange(30), np.arange(30), indexing="ij"), -1).reshape(-1, 2)
+    pos = np.column_stack([1.2 * g, np.zeros(len(g))])
+    vel = np.zeros_like(pos)
+    ids = np.arange(len(pos))
+    if layout == "pads":
+        pool, pool_vel, pool_ids = pos, vel, ids
+    else:  # the queries are not in the pool: no self to skip
+        pool = pos + np.array([0.6, 0.0, 0.0])
+        pool_vel, pool_ids = vel, ids + 10_000
+    got = neighbour_features(pos, vel, ids, pool, pool_vel, pool_ids, SPEC)
+    ref = np.zeros_like(got)
+    for i in range(len(pos)):
+        d = np.linalg.norm(pool - pos[i], axis=1)
+        d[pool_ids == ids[i]] = np.inf
+        order = np.lexsort((np.arange(len(pool)), d))[:4]
+        order = order[d[order] < SPEC.neighbour_radius]
+        for slot, j in enumerate(order):
+            ref[i, slot * 7: slot * 7 + 7] = [*(pool[j] - pos[i]), *(pool_vel[j] - vel[i]), 1.0]
+    np.testing.assert_array_equal(got, ref)
+
+
 def test_external_pool_with_ids() -> None:
     f = fleet(3, seed=9, spread=2.0)
     pool = NeighbourPool(f["pos"], f["vel"], np.array([10, 11, 12]))

@@ -40,6 +40,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.spatial import cKDTree
 
 from wm_agent.errors import ConfigError, ModelError
 
@@ -454,6 +455,63 @@ def _grid_candidates(
     return np.concatenate(qs), np.concatenate(ps)
 
 
+def _nearest_k(qi: NDArray[np.int64], pj: NDArray[np.int64], pos: NDArray[np.float64],
+               self_ids: NDArray[np.int64], pool: NDArray[np.float64],
+               pool_ids: NDArray[np.int64], radius: float, k: int
+               ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64],
+                          NDArray[np.int64]]:
+    """Of candidate (query, pool) pairs, the k nearest pool drones of every query within
+    ``radius`` (not itself), nearest first, ties by pool index: (qi, pj, rel (·, 3), rank)."""
+    rel = pool[pj] - pos[qi]
+    d = np.linalg.norm(rel, axis=1)
+    keep = (d < radius) & (pool_ids[pj] != self_ids[qi])
+    qi, pj, rel, d = qi[keep], pj[keep], rel[keep], d[keep]
+    order = np.lexsort((pj, d, qi))  # by query, then distance, ties by pool index
+    qi, pj, rel = qi[order], pj[order], rel[order]
+    first = np.searchsorted(qi, np.arange(pos.shape[0]), side="left")
+    rank = np.arange(qi.size) - first[qi]
+    sel = rank < k
+    return qi[sel], pj[sel], rel[sel], rank[sel]
+
+
+#: extra nearest drones the k-d tree returns beyond k + 1 (itself), so the ones tied at the
+#: k-th distance are seen and ordered by pool index; a query whose tie runs past them is
+#: answered from the grid instead
+_TIE_MARGIN = 4
+
+
+def _nearest_k_tree(pos: NDArray[np.float64], self_ids: NDArray[np.int64],
+                    pool: NDArray[np.float64], pool_ids: NDArray[np.int64], radius: float,
+                    k: int) -> tuple[NDArray[np.int64], NDArray[np.int64],
+                                     NDArray[np.float64], NDArray[np.int64]]:
+    """:func:`_nearest_k` over the whole pool through a k-d tree (scipy ``cKDTree``): the
+    same neighbours, slots and order; O((N + P) log P), no sort of all pairs in range."""
+    n, p = pos.shape[0], pool.shape[0]
+    m = min(k + 1 + _TIE_MARGIN, p)
+    _, nn = cKDTree(pool).query(pos, k=m, distance_upper_bound=radius * (1.0 + 1e-9))
+    nn = np.asarray(nn, np.int64).reshape(n, m)
+    found = nn < p
+    qi = np.repeat(np.arange(n, dtype=np.int64), m)[found.ravel()]
+    pj = nn[found]
+    qi, pj, rel, rank = _nearest_k(qi, pj, pos, self_ids, pool, pool_ids, radius, k)
+    # a query whose m returned drones are all in range may have more at its k-th distance
+    full = found.all(axis=1)
+    if full.any():
+        d_all = np.linalg.norm(pool[nn[full]] - pos[full][:, None, :], axis=2)
+        d_k = np.sort(d_all, axis=1)[:, min(k, m - 1)]
+        tie = np.flatnonzero(full)[d_all.max(axis=1) <= d_k + 1e-12]
+        if tie.size:
+            redo = np.isin(qi, tie)
+            gq, gp = _grid_candidates(pos[tie], pool, radius)
+            tq, tp, trel, trank = _nearest_k(gq, gp, pos[tie], self_ids[tie], pool, pool_ids,
+                                             radius, k)
+            qi = np.concatenate([qi[~redo], tie[tq]])
+            pj = np.concatenate([pj[~redo], tp])
+            rel = np.concatenate([rel[~redo], trel])
+            rank = np.concatenate([rank[~redo], trank])
+    return qi, pj, rel, rank
+
+
 def neighbour_features(
     pos: NDArray[np.float64],
     vel: NDArray[np.float64],
@@ -481,18 +539,9 @@ def neighbour_features(
     if n * pool.shape[0] <= _BRUTE_FORCE_NEIGHBOURS:
         qi, pj = (a.ravel() for a in np.meshgrid(np.arange(n), np.arange(pool.shape[0]),
                                                  indexing="ij"))
+        qi, pj, rel, rank = _nearest_k(qi, pj, pos, self_ids, pool, pool_ids, radius, k)
     else:
-        qi, pj = _grid_candidates(pos, pool, radius)
-    rel = pool[pj] - pos[qi]
-    d = np.linalg.norm(rel, axis=1)
-    keep = (d < radius) & (pool_ids[pj] != self_ids[qi])
-    qi, pj, rel, d = qi[keep], pj[keep], rel[keep], d[keep]
-    order = np.lexsort((pj, d, qi))  # by query, then distance, ties by pool index
-    qi, pj, rel = qi[order], pj[order], rel[order]
-    first = np.searchsorted(qi, np.arange(n), side="left")
-    rank = np.arange(qi.size) - first[qi]
-    sel = rank < k
-    qi, pj, rel, rank = qi[sel], pj[sel], rel[sel], rank[sel]
+        qi, pj, rel, rank = _nearest_k_tree(pos, self_ids, pool, pool_ids, radius, k)
     out[qi, rank, 0:3] = rel
     out[qi, rank, 3:6] = pool_vel[pj] - vel[qi]
     out[qi, rank, 6] = 1.0
