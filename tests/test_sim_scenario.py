@@ -222,4 +222,6 @@ def test_station_bays_are_a_centred_grid(tmp_path: Path) -> None:
     np.testing.assert_allclose(sc.station_bays.mean(0), 0.0, atol=1e-12)  # centred on the station
     np.testing.assert_allclose(sorted(set(sc.station_bays[:, 0])), [-1.0, 0.0, 1.0])
     np.testing.assert_allclose(sorted(set(sc.station_bays[:, 1])), [-0.5, 0.5])
-    assert load_scenario("warehouse").station_bays.shape == (1, 3)  # no bays: the station itself
+    del data["stations"]["bays"]
+    assert load_scenario(_write(tmp_path, data)).station_bays.shape == (1, 3)  # the station itself
+    assert load_scenario("warehouse").station_bays.shape == (9, 3)
