@@ -312,3 +312,54 @@ def test_recorder_keeps_a_burst_of_2000_task_statuses(ros_context: Any, spin: An
     for node in (pub_node, recorder):
         node.destroy_node()
     assert open_bag(out).topics[topics.TASK_STATUS].count == 2000
+
+
+def test_a_rate_limited_fleet_state_is_recorded_at_its_rate_and_decodes_everywhere(
+        ros_context: Any, spin: Any, tmp_path: Path) -> None:
+    """rates:=['/fleet/state=10'] with header-stamp time: one FleetState per 0.1 s of message
+    time (the publisher stamps 50 Hz), odometry in full; rosbags and mcap + mcap_ros2 decode the
+    bag with the counts metadata.yaml states; recorded + decimated = received."""
+    from mcap.reader import make_reader
+    from mcap_ros2.decoder import DecoderFactory
+    from rosbags.highlevel import AnyReader
+
+    fleet = FleetPublisher(ros_context)
+    out = tmp_path / "rate"
+    recorder = Recorder(context=ros_context, parameter_overrides=[
+        Parameter("output", value=str(out)),
+        Parameter("topics", value=[topics.FLEET_STATE, "/drone_*/odom"]),
+        Parameter("discovery_period_s", value=0.1),
+        Parameter("time_source", value="ros"),
+        Parameter("rates", value=[f"{topics.FLEET_STATE}=10"]),
+    ])
+    ex = SingleThreadedExecutor(context=ros_context)
+    ex.add_node(fleet)
+    ex.add_node(recorder)
+    assert spin(ex, lambda: len(recorder.subscriptions_by_topic) == 2, 10.0)
+    assert spin(ex, lambda: recorder.writer.counts.get(topics.FLEET_STATE, 0) >= 10, 10.0)
+    recorder.close()
+    ex.shutdown()
+    fleet.destroy_node()
+    recorder.destroy_node()
+
+    info = yaml.safe_load((out / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    counts = {t["topic_metadata"]["name"]: t["message_count"]
+              for t in info["topics_with_message_count"]}
+    custom = info["custom_data"]
+    n_state = counts[topics.FLEET_STATE]
+    assert custom[f"wm_agent.rate.{topics.FLEET_STATE}"] == "10"
+    assert n_state + int(custom[f"wm_agent.decimated.{topics.FLEET_STATE}"]) == int(
+        custom[f"wm_agent.received.{topics.FLEET_STATE}"])
+    assert counts[topics.drone_odom(0)] > 3 * n_state  # odometry in full (50 Hz)
+    with AnyReader([out]) as reader:
+        assert {c.topic: c.msgcount for c in reader.connections} == counts
+        steps = [reader.deserialize(raw, c.msgtype).step for c, _, raw in reader.messages()
+                 if c.topic == topics.FLEET_STATE]
+    windows = [k // 5 for k in steps]  # stamps k * 20 ms: a 0.1 s window holds 5 steps
+    assert len(steps) == n_state and len(set(windows)) == n_state  # one per window
+    decoded: dict[str, int] = {}
+    with next(out.glob("*.mcap")).open("rb") as f:
+        for _s, channel, _m, _d in make_reader(f, decoder_factories=[DecoderFactory()]
+                                               ).iter_decoded_messages():
+            decoded[channel.topic] = decoded.get(channel.topic, 0) + 1
+    assert decoded == counts

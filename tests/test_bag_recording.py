@@ -3,12 +3,13 @@ before anything is imported (issue #13 item 15)."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
 
-from wm_agent.bags.recording import check_type_name, message_class
-from wm_agent.errors import BagError
+from wm_agent.bags.recording import RateLimiter, check_type_name, message_class, parse_rates
+from wm_agent.errors import BagError, ConfigError
 from wm_agent.interfaces import require_interfaces
 
 msgs, _ = require_interfaces()
@@ -61,3 +62,26 @@ def test_message_classes_resolve() -> None:
     assert message_class("wm_agent_msgs/msg/FleetState") is msgs.FleetState
     assert message_class("std_msgs/msg/Header") is Header
     assert check_type_name("nav_msgs/msg/Odometry") == ("nav_msgs", "Odometry")
+
+
+def test_a_rate_keeps_one_message_per_window_of_message_time() -> None:
+    limiter = RateLimiter(parse_rates(["/fleet/state=5", ""]))
+    stamps = [round(k * 1e9 / 24) for k in range(240)]  # 24 Hz for 10 s
+    kept = [s for s in stamps if limiter.keep("/fleet/state", s)]
+    assert len(kept) == 50  # 5 Hz
+    assert all(b - a < 2e8 + 1e9 / 24 for a, b in itertools.pairwise(kept))  # no window skipped
+    assert len({s // 200_000_000 for s in kept}) == 50  # one per 0.2 s window
+    assert all(limiter.keep("/clock", s) for s in stamps)  # other topics in full
+    assert limiter.custom_data() == {"wm_agent.rate./fleet/state": "5",
+                                     "wm_agent.decimated./fleet/state": "190"}
+    assert limiter.keep("/fleet/state", 0)  # time went back: record again
+
+
+def test_rate_globs_and_bad_entries() -> None:
+    limiter = RateLimiter(parse_rates(["/drone_*/odom=2"]))
+    assert limiter.interval_ns("/drone_7/odom") == 500_000_000
+    assert limiter.interval_ns("/fleet/state") == 0
+    for bad in ("/fleet/state", "fleet/state=5", "/fleet/state=0", "/fleet/state=-1",
+                "/fleet/state=nan", "/fleet/state=fast"):
+        with pytest.raises(ConfigError, match="TOPIC=HZ"):
+            parse_rates([bad])

@@ -255,3 +255,16 @@ def test_a_bag_inside_its_scenario_is_not_warned_about(fleet_bag: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", ScenarioFitWarning)
         report_bag(fleet_bag, fleet_bag.parent / "fit_rep")
+
+
+def test_a_rate_limited_fleet_state_is_named_in_the_notes() -> None:
+    from wm_agent.evaluation.bag_eval import EvalConfig, _rate_notes
+
+    assert _rate_notes({}, EvalConfig()) == []
+    custom = {"wm_agent.rate./fleet/state": "2", "wm_agent.decimated./fleet/state": "10"}
+    (note,) = _rate_notes({"custom_data": custom}, EvalConfig())
+    assert "at most 2 Hz" in note and "10 states not recorded" in note
+    assert "few or no prediction windows" in note  # 0.5 s apart > max_gap_s 0.25 s
+    (note,) = _rate_notes({"custom_data": {**custom, "wm_agent.rate./fleet/state": "5"}},
+                          EvalConfig())
+    assert "interpolated" in note and "few or no" not in note

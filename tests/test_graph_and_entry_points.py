@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from wm_agent import topics
 from wm_agent.errors import ConfigError
 from wm_agent.graph import (
     EXECUTABLES,
@@ -90,6 +91,18 @@ def test_lockstep_graph_waits_for_the_whole_fleet_and_record_adds_a_recorder() -
     assert coordinator.parameters["lockstep"] is True and coordinator.parameters["task_rate_per_min"] > 0
     planner = next(s for s in specs if s.name == "fleet_planner")
     assert planner.parameters["lockstep"] is True
+    assert specs[0].parameters["rates"] == [""]  # every message by default
+
+
+def test_state_rate_reaches_the_recorder_and_the_cli() -> None:
+    from wm_agent.cli import build_parser
+
+    specs = fleet_sim_graph(FleetSimArgs(drones=7, record="/tmp/bag", state_rate_hz=5.0))
+    assert specs[0].parameters["rates"] == [f"{topics.FLEET_STATE}=5"]
+    ns = build_parser().parse_args(["sim", "--state-rate", "2.5"])
+    assert ns.state_rate == 2.5
+    with pytest.raises(ConfigError, match="state_rate_hz"):
+        FleetSimArgs(state_rate_hz=-1.0)
 
 
 def test_drone_and_replay_graphs() -> None:

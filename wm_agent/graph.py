@@ -147,6 +147,9 @@ class FleetSimArgs:
     watchers: int = _arg(0, "fleet-state subscribers outside the graph that must see t = 0")
     odom_drones: int = _arg(DEFAULT_ODOM_DRONES, "drones with ids below this get "
                             "/drone_<id>/odom, TF on /tf and /drone_<id>/cmd_vel (0 = none)")
+    state_rate_hz: float = _arg(0.0, "record /fleet/state at most this often per sim second "
+                                "(0 = every state; e.g. 5 keeps a 10,000-drone bag small); "
+                                "the other topics in full")
 
     def __post_init__(self) -> None:
         if self.watchers < 0:
@@ -157,6 +160,9 @@ class FleetSimArgs:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
         if self.odom_drones < 0:
             raise ConfigError(f"odom_drones must be >= 0, got {self.odom_drones}")
+        if not (math.isfinite(self.state_rate_hz) and self.state_rate_hz >= 0):
+            raise ConfigError(f"state_rate_hz must be a finite number >= 0, got "
+                              f"{self.state_rate_hz}")
         if self.mode == SimMode.FAST:
             raise ConfigError(
                 "mode fast was removed: the sim outran the planner (most states unanswered, drones "
@@ -259,7 +265,9 @@ def fleet_sim_graph(args: FleetSimArgs) -> list[NodeSpec]:
             executable="recorder",
             description="records the fleet topics into a rosbag2 MCAP bag (docs/BAGS.md)",
             param_files=("recorder.yaml",),
-            parameters={"output": args.record, "use_sim_time": True, "time_source": "ros"},
+            parameters={"output": args.record, "use_sim_time": True, "time_source": "ros",
+                        "rates": [f"{topics.FLEET_STATE}={args.state_rate_hz:g}"
+                                  if args.state_rate_hz else ""]},
         ))
     return specs
 

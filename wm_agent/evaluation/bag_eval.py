@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from wm_agent import topics
 from wm_agent.bags.reader import BagTruncatedWarning, open_bag
 from wm_agent.errors import ConfigError, ModelError, WmAgentError
 from wm_agent.evaluation.bag_data import BagData, read_bag
@@ -113,6 +114,22 @@ def _scenario_name(bag_metadata: dict[str, Any], requested: str | None) -> str:
     return str(custom.get("wm_agent.scenario") or "warehouse")
 
 
+def _rate_notes(bag_metadata: dict[str, Any], cfg: EvalConfig) -> list[str]:
+    """What a rate-limited fleet state (recorder ``rates``, ``wm-agent sim --state-rate``)
+    means for this evaluation."""
+    custom = bag_metadata.get("custom_data") or {}
+    rate = custom.get(f"wm_agent.rate.{topics.FLEET_STATE}")
+    if not rate:
+        return []
+    note = (f"{topics.FLEET_STATE} was recorded at most {rate} Hz (rate-limited, "
+            f"{custom.get(f'wm_agent.decimated.{topics.FLEET_STATE}', '?')} states not recorded): "
+            "the prediction errors compare with states interpolated between samples")
+    if float(rate) < 1.0 / cfg.max_gap_s:
+        note += (f"; samples are more than max_gap_s = {cfg.max_gap_s:g} s apart, so only the "
+                 "recorded instants count (few or no prediction windows)")
+    return [note]
+
+
 def _scenario(bag: Any, requested: str | None, data: BagData, run: RunData) -> Any | None:
     """The scenario to evaluate in (None for ``none``); warns (ScenarioFitWarning, also in the
     report) when the recorded positions do not fit it."""
@@ -187,6 +204,7 @@ def evaluate_bag(bag_path: str | Path, out: str | Path | None = None, config: Ev
     actions = step_actions(data.commands, grid, dt, act_spec)
     goals, assigned = goals_for(grid, assignment_goals(data.goals, grid), cfg.goal_source, cfg.goal_steps)
     run.notes += _notes(data, cfg, assigned, bool(actions.ok.any()))
+    run.notes += _rate_notes(bag.metadata, cfg)
     if data.commands is not None and actions.ok.any():
         t0 = time.perf_counter()
         windows = select_windows(grid, actions, goals, geo, spec, max(cfg.ks), cfg.max_windows, cfg.seed)

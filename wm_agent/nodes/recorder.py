@@ -32,7 +32,9 @@ from wm_agent.bags.recording import (
     PROJECT_TOPICS,
     LossTracker,
     OfferedQos,
+    RateLimiter,
     message_class,
+    parse_rates,
     select_topics,
     subscription_qos,
 )
@@ -65,6 +67,12 @@ class RecorderConfig:
                   "else the node clock: sim time with use_sim_time)"},
     )
     queue_depth: int = field(default=100, metadata={"description": "subscription queue depth"})
+    rates: tuple[str, ...] = field(
+        default=("",),
+        metadata={"description": "TOPIC=HZ entries (globs allowed): record at most HZ messages per "
+                  "second of message time on those topics, e.g. /fleet/state=5 (['']: every "
+                  "message of every topic)"},
+    )
     discovery_period_s: float = field(default=0.5, metadata={"description": "topic discovery period [s]"})
 
     def __post_init__(self) -> None:
@@ -82,6 +90,7 @@ class RecorderConfig:
         for name in ("chunk_size_kb", "queue_depth"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"recorder: {name} must be >= 1, got {getattr(self, name)}")
+        parse_rates(self.rates)
         if not self.discovery_period_s > 0:
             raise ConfigError(f"recorder: discovery_period_s must be > 0, got {self.discovery_period_s}")
 
@@ -106,6 +115,7 @@ class Recorder(Node):
         self.cfg = declare_config(self, RecorderConfig)
         output = self.cfg.output or time.strftime("bags/wm_agent_%Y%m%d_%H%M%S")
         self.loss = LossTracker()
+        self.limiter = RateLimiter(parse_rates(self.cfg.rates))
         self.writer = BagWriter(
             Path(output),
             max_file_bytes=int(self.cfg.max_file_size_mb * 1e6),
@@ -124,6 +134,7 @@ class Recorder(Node):
         self.get_logger().info(
             f"recording {', '.join(self.cfg.patterns)} into {self.writer.path} "
             f"(time stamps: {self.cfg.time_source})"
+            + "".join(f"; {r.pattern} at most {r.hz:g} Hz" for r in self.limiter.rates)
         )
         self.discover()
 
@@ -196,12 +207,14 @@ class Recorder(Node):
         )
         if skipped:
             self.get_logger().debug(f"{topic}: {skipped} message(s) lost before this one")
-        self.writer.write(topic, data, stamp)
+        if self.limiter.keep(topic, stamp):
+            self.writer.write(topic, data, stamp)
 
     def close(self) -> None:
         if self.writer.closed:
             return
         self.writer.custom_data.update(self.loss.custom_data())
+        self.writer.custom_data.update(self.limiter.custom_data())
         summary = self.writer.close()
         # after SIGINT / SIGTERM the context is shut down and /rosout cannot be published:
         # log to the console only then
