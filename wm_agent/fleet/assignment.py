@@ -229,7 +229,7 @@ def solve(
     offsets: FloatArray,
     speed_mps: float,
     *,
-    dense_max: int = 1500,
+    dense_max: int = 300,
     k: int = 8,
     incumbent: IntArray | None = None,
     incumbent_bonus_s: float = 0.0,

@@ -77,7 +77,8 @@ class CoordinatorConfig:
     lost_after_s: float = _p(1.0, "a drone silent this long is LOST [s]")
     reassign_threshold_s: float = _p(2.0, "a busy drone switches task only if that saves more [s]")
     arrive_radius_m: float = _p(0.3, "a drone this close to its pickup/dropoff has arrived [m]")
-    dense_max: int = _p(1500, "the optimal dense solver up to this many drones and tasks")
+    dense_max: int = _p(300, "the optimal dense solver up to this many drones and tasks, the "
+                        "auction above (faster from ~300: docs/COORDINATOR.md)")
     knn_k: int = _p(16, "starting candidate tasks per bidder of the auction solver")
     priority_weight_s: float = _p(0.05, "travel time one priority step is worth [s]")
     urgency_weight_s: float = _p(10.0, "travel time an imminent deadline is worth [s]")
