@@ -92,6 +92,10 @@ def test_lockstep_graph_waits_for_the_whole_fleet_and_record_adds_a_recorder() -
     planner = next(s for s in specs if s.name == "fleet_planner")
     assert planner.parameters["lockstep"] is True
     assert specs[0].parameters["rates"] == [""]  # every message by default
+    assert bridge.parameters["start_command_subscribers"] == 2  # itself and the recorder
+    unrecorded = fleet_sim_graph(FleetSimArgs(drones=7, mode="lockstep"))
+    assert "start_command_subscribers" not in next(
+        s for s in unrecorded if s.name == "sim_bridge").parameters
 
 
 def test_state_rate_reaches_the_recorder_and_the_cli() -> None:

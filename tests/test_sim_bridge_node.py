@@ -174,6 +174,30 @@ def test_start_waits_for_the_fleet_state_subscribers(ros_context: Any, spin: Any
     listener.destroy_node()
 
 
+def test_start_waits_for_a_second_fleet_command_subscriber(ros_context: Any, spin: Any) -> None:
+    """A recording run holds t = 0 until the recorder listens to the commands too (it subscribes
+    once it has seen the planner's publisher): the first commands of a 1,000-drone lockstep run
+    (steps 1-4) were missing from its bag."""
+    bridge = make_bridge(ros_context, drones=2, fidelity="fleet", mode="fast", odom_max_drones=0,
+                         start_subscribers=1, start_command_subscribers=2, duration_s=1.0)
+    listener = Node("state_listener", context=ros_context)
+    listener.create_subscription(msgs.FleetState, topics.FLEET_STATE, lambda m: None, qos.STATE)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(bridge)
+    executor.add_node(listener)
+    spin(executor, lambda: False, 1.0)
+    assert bridge.sim.sim_time == 0.0  # the state has its subscriber; the commands only the bridge
+    recorder = Node("command_recorder", context=ros_context)
+    recorder.create_subscription(msgs.FleetCommand, topics.FLEET_COMMAND, lambda m: None,
+                                 qos.COMMAND)
+    executor.add_node(recorder)
+    assert spin(executor, lambda: bridge.sim.sim_time >= 1.0 - 1e-9, 30.0), bridge.sim.sim_time
+    executor.shutdown()
+    bridge.close()
+    listener.destroy_node()
+    recorder.destroy_node()
+
+
 def test_start_gate_times_out(ros_context: Any, spin: Any) -> None:
     bridge = make_bridge(ros_context, drones=2, fidelity="fleet", mode="fast", odom_max_drones=0,
                          start_subscribers=5, start_timeout_s=0.3, duration_s=0.5)

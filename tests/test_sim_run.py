@@ -149,6 +149,13 @@ def states_by_step(bag: Path) -> dict[int, np.ndarray]:
     return out
 
 
+def command_steps(bag: Path) -> list[int]:
+    with AnyReader([bag]) as reader:
+        conns = [c for c in reader.connections if c.topic == "/fleet/cmd"]
+        return sorted({int(reader.deserialize(raw, c.msgtype).step)
+                       for c, _t, raw in reader.messages(connections=conns)})
+
+
 def test_same_seed_lockstep_runs_are_the_same(tmp_path: Path) -> None:
     a = run(tmp_path, "a", duration=10.0, seed=5, report=False)
     b = run(tmp_path, "b", duration=10.0, seed=5, report=False)
@@ -159,6 +166,9 @@ def test_same_seed_lockstep_runs_are_the_same(tmp_path: Path) -> None:
     common = sorted(set(sa) & set(sb))
     # the bridge holds step 0 until the recorder has subscribed: every step is in both bags
     assert common == list(range(10 * 48 + 1)), "lockstep records every step from 0"
+    # ... and until it has subscribed to the commands: every command from the first (they
+    # started at step 5-7 when only the fleet-state subscribers were counted)
+    assert command_steps(tmp_path / "a" / "bag") == list(range(1, 10 * 48 + 2))
     moved = np.linalg.norm(sa[max(common)] - sa[min(common)], axis=1)
     assert moved.max() > 1.0, "the drones flew (the comparison is not between parked fleets)"
     for k in common:

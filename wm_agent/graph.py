@@ -215,6 +215,8 @@ def fleet_sim_graph(args: FleetSimArgs) -> list[NodeSpec]:
         sim["lockstep_min_commanders"] = args.drones  # wait for the fleet planner before step 1
     # hold t = 0 until planner, coordinator, monitor (the recorder, watchers) have subscribed
     sim["start_subscribers"] = 3 + (1 if args.record else 0) + args.watchers
+    if args.record:  # and until the recorder has subscribed to the commands (beside the bridge)
+        sim["start_command_subscribers"] = 2
     specs = [
         NodeSpec(
             name="sim_bridge",

@@ -97,6 +97,11 @@ class SimBridgeConfig:
                              "subscribers, so that nobody (a recorder) misses the start "
                              "(0 = start at once; lockstep then also waits for its commanders)"}
     )
+    start_command_subscribers: int = field(
+        default=0, metadata={"description": "also hold sim time at 0 until the fleet command topic "
+                             "has this many subscribers (this bridge and a recorder: 2), so the "
+                             "first commands are recorded too (0 = do not wait)"}
+    )
     start_timeout_s: float = field(
         default=30.0, metadata={"description": "start anyway after this wall time [s]"}
     )
@@ -113,7 +118,7 @@ class SimBridgeConfig:
         if self.fidelity not in FIDELITIES:
             raise ConfigError(f"sim_bridge: fidelity must be one of {FIDELITIES}, got {self.fidelity!r}")
         for name in ("drones", "odom_max_drones", "lockstep_min_commanders", "auto_motor_max_drones",
-                     "start_subscribers"):
+                     "start_subscribers", "start_command_subscribers"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"sim_bridge: {name} must be >= 0, got {getattr(self, name)}")
         for name in ("state_rate_hz", "duration_s", "markers_rate_hz"):
@@ -234,7 +239,8 @@ class SimBridge(Node):
         have = self.state_pub.get_subscription_count()
         now = time.monotonic()
         want = self.cfg.start_subscribers
-        if have >= want and self._all_seen is None:
+        commands_heard = self.count_subscribers(topics.FLEET_COMMAND) >= self.cfg.start_command_subscribers
+        if have >= want and commands_heard and self._all_seen is None:
             self._all_seen = now  # matched here; give the readers' side START_SETTLE_S to match too
         settled = self._all_seen is not None and now - self._all_seen >= START_SETTLE_S
         if not settled and now - self.wall_start < self.cfg.start_timeout_s:
@@ -242,9 +248,11 @@ class SimBridge(Node):
                 self._last_kick = now
                 self.publish_state()
             return False
-        if have < want:
+        if have < want or not commands_heard:
             self.get_logger().warning(
-                f"starting with {have} of {want} fleet-state subscribers after "
+                f"starting with {have} of {want} fleet-state subscribers and "
+                f"{self.count_subscribers(topics.FLEET_COMMAND)} of "
+                f"{self.cfg.start_command_subscribers} fleet-command subscribers after "
                 f"{self.cfg.start_timeout_s} s")
         else:
             self.get_logger().info(f"{have} fleet-state subscribers: starting the clock")
