@@ -124,4 +124,8 @@ if [ "$(cat "$venv/.wm_pkg.sha256" 2>/dev/null)" != "$pkg_hash" ] || [ ! -x "$ve
 else
     say "wm_agent up to date"
 fi
+# --- 6. the fleet assignment's numba kernels: compiled into their cache now (~20 s the first
+# time), not by the first run's coordinator; loading them takes ~1 s
+"$py" -c 'from wm_agent.fleet.assignment import warm_up; warm_up()' \
+    || die "compiling the fleet assignment kernels (numba) failed"
 say "ready: $venv  (activate with: source .venv/bin/activate)"

@@ -223,6 +223,16 @@ def solve_sparse(
     return Matching(d_idx, t_idx, cost, res.lower_bound + const)
 
 
+def warm_up() -> None:
+    """Compile the auction's numba kernels, or load them from their cache, now: a first solve
+    above ``dense_max`` would otherwise spend 10-20 s compiling (once per machine and source
+    change) inside a running coordinator — a lockstep run stalls on it. ~1 s when cached."""
+    rng = np.random.default_rng(0)
+    drones, tasks = rng.uniform(0.0, 10.0, (6, 3)), rng.uniform(0.0, 10.0, (9, 3))
+    for d, t in ((drones, tasks), (tasks, drones)):  # both orientations (dummy bidders too)
+        solve_sparse(d, t, np.zeros(len(t)), 1.0, incumbent=np.full(len(d), -1, np.int64))
+
+
 def solve(
     drone_xyz: FloatArray,
     task_xyz: FloatArray,

@@ -21,6 +21,7 @@ from rclpy.node import Node
 from wm_agent import qos, topics
 from wm_agent.conversions import fleet_state_from_msg, seconds, task_spec_from_msg, time_msg
 from wm_agent.errors import ConfigError, FleetError, MessageError
+from wm_agent.fleet.assignment import warm_up
 from wm_agent.fleet.coordinator import Coordinator, CoordinatorConfig
 from wm_agent.fleet.layout import Layout
 from wm_agent.fleet.task_stream import TaskStream, TaskStreamConfig
@@ -90,6 +91,9 @@ class FleetCoordinatorNode(Node):
         self.core = Coordinator(
             Layout.from_scenario(sc, self.cfg.cruise_speed_mps), self.cfg.core(), clock=self.now
         )
+        # before anything subscribes (a run's start gate waits for this node): a first solve
+        # above dense_max would compile the auction kernels inside the run
+        warm_up()
         self.assign_pub = self.create_publisher(
             self.msgs.FleetAssignments, topics.FLEET_ASSIGNMENTS, qos.LATCHED
         )
