@@ -212,7 +212,7 @@ class Coordinator:
         for tid, task in state.tasks.items():
             self._tasks[tid] = task
             self._pickup[tid] = self._pickup_xyz(task.spec)
-            self._dropoff[tid] = self.layout.station(task.spec.dropoff)
+            self._dropoff[tid] = self._dropoff_xyz(task.spec)
             if task.state in (TaskState.ASSIGNED, TaskState.PICKED) and task.drone_id is not None:
                 row = int(self.health.rows_of([task.drone_id])[0])
                 if row < 0:
@@ -240,11 +240,15 @@ class Coordinator:
             return self.layout.station(spec.pickup)
         return np.asarray(spec.pickup, dtype=np.float64)
 
+    def _dropoff_xyz(self, spec: TaskSpec) -> FloatArray:
+        """The drop station [m] (its bay once one is held)."""
+        return self.layout.station(spec.dropoff)
+
     def _take_bay(self, tid: str, role: int, station: str, bay: int) -> None:
         """Record a reservation (already in the ledger) and aim the task's goal at the bay."""
         self._bay[(tid, role)] = (station, bay)
         self._holder[(station, bay)] = tid
-        goal = self.layout.station(station) + self.layout.bay_offsets[bay]
+        goal = self.layout.bay_position(station, bay)
         (self._pickup if role == PICKUP else self._dropoff)[tid] = goal
 
     def _free_bay(self, tid: str, role: int) -> None:
@@ -254,7 +258,7 @@ class Coordinator:
         if role == PICKUP:
             self._pickup[tid] = self._pickup_xyz(spec)
         else:
-            self._dropoff[tid] = self.layout.station(spec.dropoff)
+            self._dropoff[tid] = self._dropoff_xyz(spec)
 
     def _bays_freed_by(self, changes: Sequence[tuple[Task, Transition]]) -> list[tuple[str, int]]:
         """(task, role) reservations the transitions end: a task back in the queue or final
@@ -359,7 +363,7 @@ class Coordinator:
         self._outbox.append(tr)
         self._tasks[spec.task_id] = task
         self._pickup[spec.task_id] = self._pickup_xyz(spec)
-        self._dropoff[spec.task_id] = self.layout.station(spec.dropoff)
+        self._dropoff[spec.task_id] = self._dropoff_xyz(spec)
         if self._first_submit_s is None:
             self._first_submit_s = now
         self._dirty = True
@@ -616,12 +620,11 @@ class Coordinator:
         own = self._bay.get((tid, role))
         if own is not None and own[0] == station:
             return own[1]
-        centre = self.layout.station(station)
         best, best_d = None, np.inf
-        for k, off in enumerate(self.layout.bay_offsets):
+        for k in range(self.layout.bay_offsets.shape[0]):
             if (station, k) in self._holder or (station, k) in taken:
                 continue
-            d = float(np.linalg.norm(centre + off - near))
+            d = float(np.linalg.norm(self.layout.bay_position(station, k) - near))
             if d < best_d:
                 best, best_d = k, d
         return best
@@ -638,7 +641,7 @@ class Coordinator:
             if bay is None:
                 return None
             out.append((tid, PICKUP, spec.pickup, bay))
-            pickup_xyz = self.layout.station(spec.pickup) + self.layout.bay_offsets[bay]
+            pickup_xyz = self.layout.bay_position(spec.pickup, bay)
         bay = self._choose_bay(tid, DROPOFF, spec.dropoff, pickup_xyz,
                                taken | {(st, b) for _, _, st, b in out})
         if bay is None:

@@ -152,6 +152,11 @@ class Layout:
                 f"unknown station {name!r}; known: {sorted(self.stations)}"
             ) from None
 
+    def bay_position(self, name: str, bay: int) -> NDArray[np.float64]:
+        """(3,) position [m] of bay ``bay`` of station ``name``; ConfigError if unknown."""
+        out: NDArray[np.float64] = self.station(name) + self.bay_offsets[bay]
+        return out
+
     @classmethod
     def from_scenario(cls, sc: Scenario, cruise_speed_mps: float = DEFAULT_CRUISE_SPEED_MPS
                       ) -> Layout:

@@ -239,7 +239,8 @@ class SimBridge(Node):
         have = self.state_pub.get_subscription_count()
         now = time.monotonic()
         want = self.cfg.start_subscribers
-        commands_heard = self.count_subscribers(topics.FLEET_COMMAND) >= self.cfg.start_command_subscribers
+        have_cmd = self.count_subscribers(topics.FLEET_COMMAND)
+        commands_heard = have_cmd >= self.cfg.start_command_subscribers
         if have >= want and commands_heard and self._all_seen is None:
             self._all_seen = now  # matched here; give the readers' side START_SETTLE_S to match too
         settled = self._all_seen is not None and now - self._all_seen >= START_SETTLE_S
@@ -251,8 +252,7 @@ class SimBridge(Node):
         if have < want or not commands_heard:
             self.get_logger().warning(
                 f"starting with {have} of {want} fleet-state subscribers and "
-                f"{self.count_subscribers(topics.FLEET_COMMAND)} of "
-                f"{self.cfg.start_command_subscribers} fleet-command subscribers after "
+                f"{have_cmd} of {self.cfg.start_command_subscribers} fleet-command subscribers after "
                 f"{self.cfg.start_timeout_s} s")
         else:
             self.get_logger().info(f"{have} fleet-state subscribers: starting the clock")
