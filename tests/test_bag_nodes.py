@@ -54,25 +54,34 @@ class FleetPublisher(Node):
         self.odom_pub.publish(odom_msg(self.k))
 
 
-def test_recorder_records_fleet_state_and_odometry(ros_context: Any, spin: Any, tmp_path: Path) -> None:
+def record_fleet(ros_context: Any, spin: Any, out: Path, min_states: int, linger_s: float = 0.0,
+                 extra: tuple[Parameter, ...] = ()) -> tuple[FleetPublisher, dict[str, int]]:
+    """Record FleetPublisher's state and odometry into ``out`` until ``min_states`` states are
+    written (then ``linger_s`` more); returns the publisher (what it sent) and the counts."""
     fleet = FleetPublisher(ros_context)
-    out = tmp_path / "rec"
     recorder = Recorder(context=ros_context, parameter_overrides=[
         Parameter("output", value=str(out)),
         Parameter("topics", value=[topics.FLEET_STATE, "/drone_*/odom"]),
         Parameter("discovery_period_s", value=0.1),
+        *extra,
     ])
     ex = SingleThreadedExecutor(context=ros_context)
     ex.add_node(fleet)
     ex.add_node(recorder)
     assert spin(ex, lambda: len(recorder.subscriptions_by_topic) == 2, 10.0), recorder.subscriptions_by_topic
-    assert spin(ex, lambda: recorder.writer.counts.get(topics.FLEET_STATE, 0) >= 1, 10.0)
-    spin(ex, lambda: False, 1.0)                      # record for a second
-    counts = recorder.writer.counts
+    assert spin(ex, lambda: recorder.writer.counts.get(topics.FLEET_STATE, 0) >= min_states, 10.0)
+    spin(ex, lambda: False, linger_s)
+    counts = dict(recorder.writer.counts)
     recorder.close()
     ex.shutdown()
     fleet.destroy_node()
     recorder.destroy_node()
+    return fleet, counts
+
+
+def test_recorder_records_fleet_state_and_odometry(ros_context: Any, spin: Any, tmp_path: Path) -> None:
+    out = tmp_path / "rec"
+    fleet, counts = record_fleet(ros_context, spin, out, min_states=1, linger_s=1.0)
 
     assert counts[topics.FLEET_STATE] >= 30 and counts[topics.drone_odom(0)] >= 30
     bag = open_bag(out)
@@ -323,24 +332,11 @@ def test_a_rate_limited_fleet_state_is_recorded_at_its_rate_and_decodes_everywhe
     from mcap_ros2.decoder import DecoderFactory
     from rosbags.highlevel import AnyReader
 
-    fleet = FleetPublisher(ros_context)
     out = tmp_path / "rate"
-    recorder = Recorder(context=ros_context, parameter_overrides=[
-        Parameter("output", value=str(out)),
-        Parameter("topics", value=[topics.FLEET_STATE, "/drone_*/odom"]),
-        Parameter("discovery_period_s", value=0.1),
+    record_fleet(ros_context, spin, out, min_states=10, extra=(
         Parameter("time_source", value="ros"),
         Parameter("rates", value=[f"{topics.FLEET_STATE}=10"]),
-    ])
-    ex = SingleThreadedExecutor(context=ros_context)
-    ex.add_node(fleet)
-    ex.add_node(recorder)
-    assert spin(ex, lambda: len(recorder.subscriptions_by_topic) == 2, 10.0)
-    assert spin(ex, lambda: recorder.writer.counts.get(topics.FLEET_STATE, 0) >= 10, 10.0)
-    recorder.close()
-    ex.shutdown()
-    fleet.destroy_node()
-    recorder.destroy_node()
+    ))
 
     info = yaml.safe_load((out / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
     counts = {t["topic_metadata"]["name"]: t["message_count"]
