@@ -490,6 +490,18 @@ def _object_cells(xyz: FloatArray, offsets: FloatArray, per_cell: float, chunk: 
             np.maximum.reduceat(sx, start[:-1], axis=0))
 
 
+def cell_spread(xyz: FloatArray, per_cell: float = 32.0) -> float:
+    """Mean diagonal [m] of the search cells :func:`auction_assign` builds over ``xyz`` as
+    objects: how loose a cell's distance bound is. A search over objects with wide cells
+    scans many of them (issue 16: tasks bidding for drones standing in one line, 0.6 m
+    cells, took 1.3-1.6 s at 10,000; drones bidding for the tasks, 11.8 m cells, 3.9-4.2 s)."""
+    if xyz.shape[0] == 0:
+        return 0.0
+    _, _, _, lo, hi = _object_cells(np.asarray(xyz, np.float64), np.zeros(xyz.shape[0]),
+                                    per_cell)
+    return float(np.linalg.norm(hi - lo, axis=1).mean())
+
+
 @_jit
 def _price_rose(j: int, old: float, off: FloatArray, price: FloatArray, owner: IntArray,
                 lam: float, cell_of: IntArray, order: IntArray, cstart: IntArray,
