@@ -79,7 +79,7 @@ class CoordinatorConfig:
     arrive_radius_m: float = _p(0.3, "a drone this close to its pickup/dropoff has arrived [m]")
     dense_max: int = _p(300, "the optimal dense solver up to this many drones and tasks, the "
                         "auction above (faster from ~300: docs/COORDINATOR.md)")
-    knn_k: int = _p(16, "starting candidate tasks per bidder of the auction solver")
+    knn_k: int = _p(8, "starting candidate tasks per bidder of the auction solver")
     priority_weight_s: float = _p(0.05, "travel time one priority step is worth [s]")
     urgency_weight_s: float = _p(10.0, "travel time an imminent deadline is worth [s]")
     urgency_horizon_s: float = _p(60.0, "urgency grows over this time before the deadline [s]")
