@@ -117,6 +117,9 @@ def test_more_drones_than_pads(tmp_path: Path) -> None:
     (["--task-rate", "inf"], r"argument --task-rate: must be >= 0, got inf"),
     (["--mode", "fast"], r"argument --mode: fast was removed: .*use lockstep.*"),
     (["--faults", "--duration", "10"], r"--faults needs a run of at least 20 s of sim time, got 10\.0"),
+    (["--planner-shards", "0"], r"argument --planner-shards: must be >= 1, got 0"),
+    (["--planner-shards", "5", "--drones", "4"],
+     r"planner_shards 5 is more than the 4 drones: a shard would plan none; use at most 4"),
 ])
 def test_bad_arguments(tmp_path: Path, args: list[str], message: str) -> None:
     out = tmp_path / "run"

@@ -109,6 +109,30 @@ def test_state_rate_reaches_the_recorder_and_the_cli() -> None:
         FleetSimArgs(state_rate_hz=-1.0)
 
 
+def test_planner_shards_start_one_planner_process_each() -> None:
+    from wm_agent.cli import build_parser
+    from wm_agent.graph import args_from_launch, launch_arguments
+
+    specs = fleet_sim_graph(FleetSimArgs(drones=7, mode="lockstep", record="/tmp/bag",
+                                         planner_shards=3))
+    planners = [s for s in specs if s.executable == "fleet_planner"]
+    assert [s.name for s in planners] == ["fleet_planner_0", "fleet_planner_1", "fleet_planner_2"]
+    assert [(s.parameters["shards"], s.parameters["shard"]) for s in planners] == [(3, 0), (3, 1), (3, 2)]
+    bridge = next(s for s in specs if s.name == "sim_bridge")
+    # t = 0 waits for every shard, the coordinator, the monitor and the recorder
+    assert bridge.parameters["start_subscribers"] == 3 + 2 + 1
+    assert bridge.parameters["start_command_publishers"] == 3
+    assert bridge.parameters["lockstep_min_commanders"] == 7, "all shards' drones together"
+    one = fleet_sim_graph(FleetSimArgs(drones=7))
+    assert [s.name for s in one if s.executable == "fleet_planner"] == ["fleet_planner"]
+    assert "shards" not in next(s for s in one if s.name == "fleet_planner").parameters
+    assert "planner_shards" in [name for name, _, _ in launch_arguments()]
+    assert args_from_launch({"planner_shards": "2"}).planner_shards == 2
+    assert build_parser().parse_args(["sim", "--planner-shards", "2"]).planner_shards == 2
+    with pytest.raises(ConfigError, match="planner_shards"):
+        fleet_sim_graph(FleetSimArgs(drones=2, planner_shards=3))
+
+
 def test_drone_and_replay_graphs() -> None:
     (planner,) = drone_graph(DroneArgs(namespace="/drone_3", drone_id=3, backend="tensorrt"))
     assert planner.namespace == "/drone_3" and planner.parameters["backend"] == "tensorrt"

@@ -74,6 +74,26 @@ def test_states_before_the_first_recorded_command_and_in_a_stall_do_not_count(tm
     assert (whole["answered"], whole["states"]) == (84, 94), "the stall counts without exclude"
 
 
+def test_a_state_is_answered_only_when_every_planner_shard_answered_it(tmp_path: Path) -> None:
+    """Two shards: each FleetCommand holds one of the two drones; shard 1 stops after step 59,
+    so from then on half of each state's drones get no command: unanswered."""
+    ser, ids = Serializer(), np.arange(2)
+    path = tmp_path / "shards"
+    with BagWriter(path) as w:
+        w.add_topic("/fleet/state", "wm_agent_msgs/msg/FleetState")
+        w.add_topic("/fleet/cmd", "wm_agent_msgs/msg/FleetCommand")
+        for k in range(100):
+            t = k / 24.0
+            w.write("/fleet/state", ser.fleet_state(t, ids, np.ones((2, 3)), np.zeros((2, 3)),
+                                                    np.tile([0.0, 0.0, 0.0, 1.0], (2, 1)),
+                                                    np.zeros((2, 3)), np.zeros(2), step=k), int(t * 1e9))
+            for shard in (0, 1) if k < 60 else (0,):
+                w.write("/fleet/cmd", ser.fleet_command(t, ids[shard:shard + 1], np.zeros((1, 3)),
+                                                        step=k + 1), int(t * 1e9) + 1000 + shard)
+    a = planner_answered(path)
+    assert (a["answered"], a["states"]) == (60, 99), a
+
+
 def test_recorder_losses_make_the_run_invalid(tmp_path: Path) -> None:
     """What fast mode did: the recorder lost 29 % of /clock. One superseded sample of a
     latest-wins topic is within the tolerance; one lost task status is not."""

@@ -49,6 +49,26 @@ def test_timeline_hold_then_land_then_disarm() -> None:
     assert abs(st.pos[0, 2] - 0.0125) < 0.005
 
 
+def test_a_drone_whose_commands_stopped_stays_marked_after_the_failsafe_landed_it() -> None:
+    """FAILSAFE_LAND holds from the failsafe's LAND through touchdown and disarm until a command
+    is accepted again (a drone whose planner shard died must not look available on the
+    floor); a drone that never had a command is not marked, nor is one still commanded."""
+    sim = _airborne()
+    only_1 = np.array([False, True])
+    for _ in range(6 * HZ):  # drone 0 gets no command: hold, land, disarm
+        sim.step(np.zeros((2, 3)), np.zeros(2), only_1)
+    st = sim.state()
+    assert not st.has(StatusFlag.ARMED)[0] and st.has(StatusFlag.GROUNDED)[0]
+    assert st.has(StatusFlag.FAILSAFE_LAND).tolist() == [True, False]
+    assert sim.commands_stale().tolist() == [True, False]
+    sim.step(np.zeros((2, 3)), np.zeros(2), np.ones(2, bool))  # commanded again
+    assert not sim.state().has(StatusFlag.FAILSAFE_LAND).any()
+    fresh = make_simulator(load_scenario("warehouse", drones=2), "fleet")
+    for _ in range(3 * HZ):
+        fresh.step(np.zeros((2, 3)), np.zeros(2), np.zeros(2, bool))
+    assert not fresh.state().has(StatusFlag.FAILSAFE_LAND).any(), "never commanded: not marked"
+
+
 def test_hold_keeps_the_entry_position_and_recovers() -> None:
     sim = _airborne()
     for _ in range(HZ):  # 1 s without commands: in HOLD

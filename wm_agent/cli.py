@@ -108,6 +108,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"{arg_help('odom_drones')} (default {d.odom_drones})")
     p.add_argument("--state-rate", type=_number(float, 0.0), default=d.state_rate_hz,
                    metavar="HZ", help=f"{arg_help('state_rate_hz')} (default {d.state_rate_hz:g})")
+    p.add_argument("--planner-shards", type=_number(int, 1), default=d.planner_shards,
+                   metavar="K", help=f"{arg_help('planner_shards')} (default {d.planner_shards})")
     p.add_argument("--faults", action="store_true",
                    help="inject a drone dropout, a planner stall and a coordinator kill+restart "
                    "(needs --duration >= 20)")
@@ -122,7 +124,7 @@ def _graph_args(ns: argparse.Namespace) -> FleetSimArgs:
     return FleetSimArgs(
         drones=ns.drones or 0, scenario=ns.scenario, seed=ns.seed, mode=ns.mode,
         fidelity=ns.fidelity, backend=ns.backend, model=ns.model, task_rate_per_min=ns.task_rate,
-        odom_drones=ns.odom_drones, state_rate_hz=ns.state_rate)
+        odom_drones=ns.odom_drones, state_rate_hz=ns.state_rate, planner_shards=ns.planner_shards)
 
 
 def _out(ns: argparse.Namespace) -> Path:

@@ -105,7 +105,7 @@ def _arg(default: Any, description: str) -> Any:
 
 #: FleetSimArgs fields a launch file declares as arguments (the rest are the CLI runner's own).
 LAUNCH_ARGUMENTS = ("drones", "scenario", "seed", "mode", "fidelity", "backend", "model",
-                    "record", "odom_drones")
+                    "record", "odom_drones", "planner_shards")
 
 
 def arg_help(name: str) -> str:
@@ -121,7 +121,7 @@ def launch_arguments() -> list[tuple[str, str, str]]:
 
 def args_from_launch(values: Mapping[str, str]) -> FleetSimArgs:
     """FleetSimArgs from launch-argument texts (ints converted; validated by the dataclass)."""
-    ints = {"drones", "seed", "odom_drones"}
+    ints = {"drones", "seed", "odom_drones", "planner_shards"}
     return FleetSimArgs(**{k: int(v) if k in ints else v for k, v in values.items()})  # type: ignore[arg-type]
 
 
@@ -150,6 +150,8 @@ class FleetSimArgs:
     state_rate_hz: float = _arg(0.0, "record /fleet/state at most this often per sim second "
                                 "(0 = every state; e.g. 5 keeps a 10,000-drone bag small); "
                                 "the other topics in full")
+    planner_shards: int = _arg(1, "fleet planner processes, each planning the drones with "
+                               "id % K == its index (one core each; docs/ARCHITECTURE.md)")
 
     def __post_init__(self) -> None:
         if self.watchers < 0:
@@ -160,6 +162,8 @@ class FleetSimArgs:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
         if self.odom_drones < 0:
             raise ConfigError(f"odom_drones must be >= 0, got {self.odom_drones}")
+        if self.planner_shards < 1:
+            raise ConfigError(f"planner_shards must be >= 1, got {self.planner_shards}")
         if not (math.isfinite(self.state_rate_hz) and self.state_rate_hz >= 0):
             raise ConfigError(f"state_rate_hz must be a finite number >= 0, got "
                               f"{self.state_rate_hz}")
@@ -193,7 +197,20 @@ class FleetSimArgs:
             return replace(self, drones=sc.drones,
                            task_rate_per_min=float(sc.task_rate_per_min) if rate is None else rate
                            ).resolved()
+        if self.planner_shards > self.drones:
+            raise ConfigError(f"planner_shards {self.planner_shards} is more than the "
+                              f"{self.drones} drones: a shard would plan none; use at most "
+                              f"{self.drones}")
         return replace(self, fidelity=resolve_fidelity(self.fidelity, self.drones).value)
+
+
+PLANNER = "fleet_planner"
+"""The fleet planner's node name (with K > 1 shards: ``fleet_planner_<k>``, k = 0..K-1)."""
+
+
+def planner_names(shards: int) -> list[str]:
+    """Node names of the fleet planner's ``shards`` processes."""
+    return [PLANNER] if shards == 1 else [f"{PLANNER}_{k}" for k in range(shards)]
 
 
 def fleet_sim_graph(args: FleetSimArgs) -> list[NodeSpec]:
@@ -213,10 +230,13 @@ def fleet_sim_graph(args: FleetSimArgs) -> list[NodeSpec]:
     lockstep = args.mode == SimMode.LOCKSTEP
     if lockstep:
         sim["lockstep_min_commanders"] = args.drones  # wait for the fleet planner before step 1
-    # hold t = 0 until planner, coordinator, monitor (the recorder, watchers) have subscribed
-    sim["start_subscribers"] = 3 + (1 if args.record else 0) + args.watchers
+    # hold t = 0 until planner(s), coordinator, monitor (the recorder, watchers) have subscribed
+    shards = args.planner_shards
+    sim["start_subscribers"] = 2 + shards + (1 if args.record else 0) + args.watchers
     if args.record:  # and until the recorder has subscribed to the commands (beside the bridge)
         sim["start_command_subscribers"] = 2
+        if shards > 1:  # ... with every shard publishing them (the recorder discovers each)
+            sim["start_command_publishers"] = shards
     specs = [
         NodeSpec(
             name="sim_bridge",
@@ -225,15 +245,18 @@ def fleet_sim_graph(args: FleetSimArgs) -> list[NodeSpec]:
             param_files=("sim_bridge.yaml",),
             parameters=sim,
         ),
-        NodeSpec(
-            name="fleet_planner",
+        *(NodeSpec(
+            name=name,
             executable="fleet_planner",
-            description="world-model MPPI for every drone in one batched call + safety filter",
+            description="world-model MPPI for every drone in one batched call + safety filter"
+            if shards == 1 else f"world-model MPPI + safety filter for the drones with id % "
+            f"{shards} == {k}, in one batched call",
             param_files=("fleet_planner.yaml",),
             parameters={"scenario": args.scenario, "drones": args.drones, "backend": args.backend,
                         "model_path": args.model, "seed": args.seed, "use_sim_time": True,
-                        "lockstep": lockstep},
-        ),
+                        "lockstep": lockstep,
+                        **({"shards": shards, "shard": k} if shards > 1 else {})},
+        ) for k, name in enumerate(planner_names(shards))),
         NodeSpec(
             name="fleet_coordinator",
             executable="fleet_coordinator",

@@ -168,7 +168,7 @@ def run_fleet(opts: RunOptions) -> dict[str, Any]:
                 failed = [(n.spec.name, n.process.returncode) for n in exited]
                 break
         if faults is not None and faults.stall.get("stopped_wall") and not faults.stall.get("resumed_wall"):
-            graph.send("fleet_planner", signal.SIGCONT)
+            _send_planners(graph, signal.SIGCONT)
         if not stop["signal"] and not failed:
             grace = time.monotonic() + 0.5  # the bridge has stopped stepping: let the last
             while time.monotonic() < grace:  # messages reach the recorder and the supervisor
@@ -188,18 +188,25 @@ def run_fleet(opts: RunOptions) -> dict[str, Any]:
     return metrics
 
 
+def _send_planners(graph: GraphProcess, sig: signal.Signals) -> None:
+    """Send ``sig`` to every fleet-planner process (all shards: the planner stalls as one)."""
+    for node in graph.nodes:
+        if node.spec.executable == "fleet_planner":
+            graph.send(node.spec.name, sig)
+
+
 def _inject(graph: GraphProcess, plan: FaultPlan, log: FaultLog, seen: Any) -> None:
     now, t = time.monotonic(), seen.sim_time
     if t >= plan.dropout_start_s and "start_wall" not in log.dropout:
         log.dropout["start_wall"] = now
         log.dropout["lost_before"] = seen.lost_by_wall[-1][1] if seen.lost_by_wall else 0
     if t >= plan.stall_start_s and "stopped_wall" not in log.stall:
-        graph.send("fleet_planner", signal.SIGSTOP)
+        _send_planners(graph, signal.SIGSTOP)
         log.stall["stopped_wall"] = now
         log.stall["stopped_sim"] = t
     if "stopped_wall" in log.stall and "resumed_wall" not in log.stall \
             and now - log.stall["stopped_wall"] >= plan.stall_s:
-        graph.send("fleet_planner", signal.SIGCONT)
+        _send_planners(graph, signal.SIGCONT)
         log.stall["resumed_wall"] = now
         log.stall["resumed_sim"] = t
     if t >= plan.kill_start_s and "killed_wall" not in log.coordinator:
@@ -313,8 +320,9 @@ def _submitted(bag: Path) -> tuple[set[str], set[str]]:
 
 
 def planner_answered(bag: Path, exclude: tuple[float, float] | None = None) -> dict[str, Any]:
-    """How many of the recorded fleet states the planner answered: a FleetCommand for step
-    k + 1 recorded for the FleetState of step k. Counted from the state the first recorded
+    """How many of the recorded fleet states the planner answered: FleetCommands for step
+    k + 1 recorded for every drone of the FleetState of step k (with planner shards, the
+    partial commands of all of them). Counted from the state the first recorded
     command answers (the recorder subscribes to /fleet/cmd only once it has discovered the
     planner's publisher, and the bridge waits for its fleet-state subscribers only: in lockstep
     the first few steps' commands pass before; no command at all counts every state), to the
@@ -322,23 +330,24 @@ def planner_answered(bag: Path, exclude: tuple[float, float] | None = None) -> d
     sim s: an injected stall) do not count."""
     from wm_agent.bags import open_bag
 
-    states: dict[int, float] = {}
-    commanded: set[int] = set()
+    states: dict[int, tuple[float, int]] = {}  # step -> (stamp, drones)
+    commanded: dict[int, int] = {}  # step -> drones commanded
     if bag.is_dir():
         with open_bag(bag) as reader:
             wanted = [t for t in (topics.FLEET_STATE, topics.FLEET_COMMAND) if t in reader.topics]
             for d in reader.decoded(wanted):
                 stamp = d.msg.header.stamp.sec + d.msg.header.stamp.nanosec * 1e-9
                 if d.topic == topics.FLEET_STATE:
-                    states[int(d.msg.step)] = stamp
+                    states[int(d.msg.step)] = (stamp, len(d.msg.ids))
                 else:
-                    commanded.add(int(d.msg.step))
+                    step = int(d.msg.step)
+                    commanded[step] = commanded.get(step, 0) + len(d.msg.ids)
     if states:
         del states[max(states)]
     first = min(commanded) - 1 if commanded else min(states, default=0)
-    counted = [k for k, t in states.items() if k >= first
+    counted = [k for k, (t, _) in states.items() if k >= first
                and (exclude is None or not exclude[0] <= t <= exclude[1])]
-    answered = sum(k + 1 in commanded for k in counted)
+    answered = sum(commanded.get(k + 1, 0) >= states[k][1] for k in counted)
     return {"states": len(counted), "answered": answered,
             "fraction": answered / len(counted) if counted else None}
 

@@ -185,7 +185,11 @@ class FleetCoordinatorNode(Node):
             return
         lost = (s.status & self.msgs.FleetState.LOST) != 0
         collided = (s.status & self.msgs.FleetState.COLLIDED) != 0
-        alive = ~(lost | collided)  # a crashed drone is silent for the coordinator
+        # a crashed drone, and one whose commands stopped long enough for the failsafe to land
+        # it (its planner shard died), are silent for the coordinator: lost after
+        # lost_after_s, their tasks re-queued; the bridge registers them when commands return
+        landed = (s.status & self.msgs.FleetState.FAILSAFE_LAND) != 0
+        alive = ~(lost | collided | landed)
         t = seconds(msg.header.stamp) or self.now()
         if self.cfg.lockstep and self.stream is not None:
             for spec in self.stream.due(t):

@@ -4,6 +4,10 @@ Every FleetState gets an answer (a FleetCommand for step + 1, so the sim bridge'
 can wait for it); a new plan is computed whenever the state's step enters a new planning period
 (`replan_every` control periods), in between the last plan's commands are repeated. Planner
 latency and safety-filter substitutions go out on /fleet/planner_status.
+
+Sharded (`shards` K > 1): this process plans only the drones with ``id % K == shard``
+(:mod:`wm_agent.planning.shards`), seeing every drone as a neighbour, and its FleetCommand
+holds only those drones; the bridge merges the K partial commands by drone id.
 """
 
 from __future__ import annotations
@@ -33,10 +37,12 @@ class FleetPlannerNode(Node):
         self.msgs, _ = require_interfaces()
         self.cfg = declare_config(self, PlannerNodeConfig)
         self.scenario, self.control = build_controller(self.cfg)
+        self.shard = self.cfg.shard_spec
         self.goal_of: dict[int, tuple[np.ndarray, int]] = {}
         self.last_period = -1
         self.last: Any = None  # FleetCommandOut of the current period
         self.last_ids: np.ndarray = np.zeros(0, np.uint32)
+        self.last_mine: np.ndarray = np.zeros(0, bool)
         self.sub_total = np.zeros(4, np.uint64)
         # lockstep: states wait for the assignments the coordinator computed from them
         self.lockstep: LockstepPairing[Any, dict[int, tuple[np.ndarray, int]]] = LockstepPairing({})
@@ -45,9 +51,11 @@ class FleetPlannerNode(Node):
         self.create_subscription(self.msgs.FleetState, topics.FLEET_STATE, self.on_state, qos.STATE)
         self.create_subscription(self.msgs.FleetAssignments, topics.FLEET_ASSIGNMENTS,
                                  self.on_assignments, qos.LATCHED)
+        shard = (f", shard {self.shard.index} of {self.shard.count} (ids % {self.shard.count} == "
+                 f"{self.shard.index})" if self.shard.count > 1 else "")
         self.get_logger().info(
             f"backend {self.control.backend}, preset {self.cfg.preset}, replan every "
-            f"{self.cfg.replan_every} control periods"
+            f"{self.cfg.replan_every} control periods{shard}"
         )
 
     def on_assignments(self, msg: Any) -> None:
@@ -90,9 +98,9 @@ class FleetPlannerNode(Node):
         if self.last is None or period != self.last_period or not np.array_equal(s.ids, self.last_ids):
             self.replan(msg, s)
             self.last_period = period
-        out = self.last
-        cmd = FleetCommandArrays(ids=self.last_ids, velocity=out.velocity, yaw_rate=out.yaw_rate,
-                                 mode=out.mode, step=s.step + 1)
+        out, k = self.last, self.last_mine
+        cmd = FleetCommandArrays(ids=self.last_ids[k], velocity=out.velocity[k],
+                                 yaw_rate=out.yaw_rate[k], mode=out.mode[k], step=s.step + 1)
         m = fleet_command_to_msg(cmd)
         m.header.stamp = msg.header.stamp
         self.cmd_pub.publish(m)
@@ -109,9 +117,11 @@ class FleetPlannerNode(Node):
         grounded = (s.status & self.msgs.FleetState.GROUNDED) != 0
         collided = (s.status & self.msgs.FleetState.COLLIDED) != 0
         has_goal &= ~collided
+        mine = self.shard.mine(s.ids)
         out = self.control.command(s.ids, s.position, s.velocity, s.orientation, s.body_rates,
-                                   grounded, goals, phases, has_goal)
-        self.last, self.last_ids = out, s.ids.copy()
+                                   grounded, goals, phases, has_goal, mine=mine,
+                                   step=s.step // self.cfg.replan_every)
+        self.last, self.last_ids, self.last_mine = out, s.ids.copy(), mine
         self.sub_total += out.substitutions.astype(np.uint64)
         st = self.msgs.PlannerStatus()
         st.header.stamp = msg.header.stamp

@@ -12,6 +12,7 @@ from wm_agent.planning.config import FLEET, FULL, PlannerBackend
 from wm_agent.planning.fleet_control import FleetControlConfig, FleetController
 from wm_agent.planning.planner import Planner
 from wm_agent.planning.safety import Envelope, SafetyConfig, SafetyFilter
+from wm_agent.planning.shards import ShardSpec
 from wm_agent.sim.scenario import Scenario, load_scenario
 from wm_agent.world_model.artifacts import default_plan_model_dir
 
@@ -46,6 +47,12 @@ class PlannerNodeConfig:
         default=False, metadata={"description": "fleet_planner: answer a fleet state only with the "
                                  "assignments stamped with it (deterministic lockstep runs)"}
     )
+    shards: int = field(
+        default=1, metadata={"description": "fleet_planner: planner processes sharing the fleet "
+                             "(this one plans the drones with id % shards == shard)"}
+    )
+    shard: int = field(default=0, metadata={"description": "fleet_planner: this process's shard, "
+                                            "0..shards-1"})
     control: FleetControlConfig = field(default_factory=FleetControlConfig)
 
     def __post_init__(self) -> None:
@@ -55,6 +62,12 @@ class PlannerNodeConfig:
             raise ConfigError(f"planner: preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
         if self.replan_every < 1 or self.threads < 1 or self.drones < 0:
             raise ConfigError("planner: replan_every and threads must be >= 1, drones >= 0")
+        ShardSpec(self.shards, self.shard)  # raises ConfigError when out of range
+
+    @property
+    def shard_spec(self) -> ShardSpec:
+        """Which drones this planner plans."""
+        return ShardSpec(self.shards, self.shard)
 
 
 def build_controller(cfg: PlannerNodeConfig, period_s: float | None = None
@@ -70,10 +83,10 @@ def build_controller(cfg: PlannerNodeConfig, period_s: float | None = None
     planner: Planner | None = None
     envelope = None
     if cfg.backend != PlannerBackend.CLASSICAL:
-        fleet = max(scenario.drones, 1)  # TensorRT's batch profile: the whole fleet per call
+        fleet = max(scenario.drones, 1)  # TensorRT's batch profile: the shard's drones per call
         options = InferenceOptions(threads=cfg.threads,
                                    cache=Path(cfg.engine_cache) if cfg.engine_cache else None,
-                                   opt_batch=fleet, max_batch=fleet)
+                                   opt_batch=-(-fleet // cfg.shards), max_batch=fleet)
         config = PRESETS[cfg.preset].with_scenario(scenario)
         planner = open_planner(cfg.backend, folder, config, options, seed=cfg.seed)
         envelope = Envelope.from_card(folder)

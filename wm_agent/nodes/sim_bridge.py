@@ -51,6 +51,9 @@ START_SETTLE_S = 0.3
 """Wall time the start gate still holds t = 0 after the subscribers matched on this side
 (discovery is not symmetric: the readers may match the writer a little later)."""
 FIDELITIES = tuple(f.value for f in Fidelity)
+REGISTER_AGAIN_WINDOW_S = 5.0
+"""A drone commanded again after a failsafe landing registers again, unless its radio was down
+within this much sim time before (then the radio's return registered it already) [s]."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,11 @@ class SimBridgeConfig:
                              "has this many subscribers (this bridge and a recorder: 2), so the "
                              "first commands are recorded too (0 = do not wait)"}
     )
+    start_command_publishers: int = field(
+        default=0, metadata={"description": "also hold sim time at 0 until the fleet command topic "
+                             "has this many publishers (the planner shards), so a recorder has "
+                             "discovered every one before the first commands (0 = do not wait)"}
+    )
     start_timeout_s: float = field(
         default=30.0, metadata={"description": "start anyway after this wall time [s]"}
     )
@@ -118,7 +126,7 @@ class SimBridgeConfig:
         if self.fidelity not in FIDELITIES:
             raise ConfigError(f"sim_bridge: fidelity must be one of {FIDELITIES}, got {self.fidelity!r}")
         for name in ("drones", "odom_max_drones", "lockstep_min_commanders", "auto_motor_max_drones",
-                     "start_subscribers", "start_command_subscribers"):
+                     "start_subscribers", "start_command_subscribers", "start_command_publishers"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"sim_bridge: {name} must be >= 0, got {getattr(self, name)}")
         for name in ("state_rate_hz", "duration_s", "markers_rate_hz"):
@@ -152,6 +160,7 @@ class SimBridge(Node):
         self.step_count = 0
         self.events_total = 0
         self._status_map = self._build_status_map()
+        self._stale = np.zeros(self.n, bool)  # drones whose commands stopped (failsafe landed)
 
         self.clock_pub = self.create_publisher(Clock, topics.CLOCK, qos.CLOCK)
         self.state_pub = self.create_publisher(self.msgs.FleetState, topics.FLEET_STATE, qos.STATE)
@@ -240,7 +249,9 @@ class SimBridge(Node):
         now = time.monotonic()
         want = self.cfg.start_subscribers
         have_cmd = self.count_subscribers(topics.FLEET_COMMAND)
-        commands_heard = have_cmd >= self.cfg.start_command_subscribers
+        have_cmd_pub = self.count_publishers(topics.FLEET_COMMAND)
+        commands_heard = (have_cmd >= self.cfg.start_command_subscribers
+                          and have_cmd_pub >= self.cfg.start_command_publishers)
         if have >= want and commands_heard and self._all_seen is None:
             self._all_seen = now  # matched here; give the readers' side START_SETTLE_S to match too
         settled = self._all_seen is not None and now - self._all_seen >= START_SETTLE_S
@@ -252,7 +263,8 @@ class SimBridge(Node):
         if have < want or not commands_heard:
             self.get_logger().warning(
                 f"starting with {have} of {want} fleet-state subscribers and "
-                f"{have_cmd} of {self.cfg.start_command_subscribers} fleet-command subscribers after "
+                f"{have_cmd} of {self.cfg.start_command_subscribers} fleet-command subscribers "
+                f"({have_cmd_pub} of {self.cfg.start_command_publishers} publishers) after "
                 f"{self.cfg.start_timeout_s} s")
         else:
             self.get_logger().info(f"{have} fleet-state subscribers: starting the clock")
@@ -293,7 +305,15 @@ class SimBridge(Node):
         self.lockstep_wait_since = time.monotonic()
         t = self.sim.sim_time
         for drone in self.radio.restored(t_before, t):
-            self.register(drone)
+            self.register(drone, "radio back")
+        stale = self.sim.commands_stale()
+        for drone in np.flatnonzero(self._stale & ~stale).tolist():
+            # commands again after the failsafe landed it (its planner shard came back): the
+            # coordinator marked it lost meanwhile, so it registers again (once: a drone whose
+            # radio just came back has registered already)
+            if not self.radio.was_down(drone, t - REGISTER_AGAIN_WINDOW_S, t):
+                self.register(drone, "commanded again")
+        self._stale = stale
         self.clock_pub.publish(Clock(clock=time_msg(t)))
         events = self.sim.drain_events()
         if events:
@@ -302,15 +322,15 @@ class SimBridge(Node):
             self.publish_state()
         self.publish_markers()
 
-    def register(self, drone: int) -> None:
+    def register(self, drone: int, why: str) -> None:
         """Register ``drone`` with the coordinator again (asynchronous; logged)."""
         _, srvs = require_interfaces()
         if not self.register_client.service_is_ready():
-            self.get_logger().warning(f"drone {drone}: radio back, but no coordinator offers "
+            self.get_logger().warning(f"drone {drone}: {why}, but no coordinator offers "
                                       f"{topics.REGISTER_DRONE}; not registered")
             return
         self.register_client.call_async(srvs.RegisterDrone.Request(drone_id=drone))
-        self.get_logger().info(f"drone {drone}: radio back at t = {self.sim.sim_time:.2f} s; "
+        self.get_logger().info(f"drone {drone}: {why} at t = {self.sim.sim_time:.2f} s; "
                                "registering again")
 
     # -- outputs -----------------------------------------------------------------------------------

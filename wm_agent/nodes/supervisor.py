@@ -49,7 +49,7 @@ class RunSupervisor(Node):
         super().__init__("run_supervisor", **kwargs)
         self.msgs, _ = require_interfaces()
         self.seen = Observed()
-        self._state_wall: dict[int, float] = {}
+        self._state_wall: dict[int, tuple[float, int]] = {}
         self.create_subscription(Clock, topics.CLOCK, self.on_clock, qos.CLOCK)
         self.create_subscription(self.msgs.FleetMetrics, topics.FLEET_METRICS, self.on_metrics, qos.EVENTS)
         self.create_subscription(self.msgs.FleetEvents, topics.FLEET_EVENTS, self.on_events, qos.EVENTS)
@@ -88,15 +88,24 @@ class RunSupervisor(Node):
         self.seen.assignment_walls.append(time.monotonic())
 
     def on_state(self, msg: Any) -> None:
-        self._state_wall[int(msg.step)] = time.monotonic()
+        # wall time and drones still to command: with planner shards a state is answered
+        # when the last shard's partial command is in
+        self._state_wall[int(msg.step)] = (time.monotonic(), len(msg.ids))
         if len(self._state_wall) > 4096:
             for k in sorted(self._state_wall)[:2048]:
                 del self._state_wall[k]
 
     def on_command(self, msg: Any) -> None:
-        t0 = self._state_wall.pop(int(msg.step) - 1, None)
-        if t0 is not None:
-            self.seen.latencies_ms.append((time.monotonic() - t0) * 1e3)
+        k = int(msg.step) - 1
+        pending = self._state_wall.get(k)
+        if pending is None:
+            return
+        left = pending[1] - len(msg.ids)
+        if left > 0:
+            self._state_wall[k] = (pending[0], left)
+            return
+        del self._state_wall[k]
+        self.seen.latencies_ms.append((time.monotonic() - pending[0]) * 1e3)
 
 
 #: Topics every rclpy node has; left out of :func:`graph_of`.

@@ -168,8 +168,16 @@ class FleetController:
     def command(self, ids: NDArray[np.integer], pos: NDArray[np.floating], vel: NDArray[np.floating],
                 quat: NDArray[np.floating], body_rates: NDArray[np.floating],
                 grounded: NDArray[np.bool_], goals: NDArray[np.floating],
-                phases: NDArray[np.integer], has_goal: NDArray[np.bool_]) -> FleetCommandOut:
-        """One planning step for N drones (arrays in map ENU, SI units)."""
+                phases: NDArray[np.integer], has_goal: NDArray[np.bool_],
+                mine: NDArray[np.bool_] | None = None, step: int | None = None
+                ) -> FleetCommandOut:
+        """One planning step for N drones (arrays in map ENU, SI units).
+
+        ``mine``: (N,) the drones this call plans (a planner shard's; default all); the others
+        are still neighbours, and their rows of the result are HOLD. ``step``: the planning
+        step; given, the planner's sampling noise is the step's (:meth:`Planner.draw_noise`),
+        so shards planning the same step draw the same noise as one planner would.
+        """
         t0 = time.perf_counter()
         id64: NDArray[np.int64] = np.asarray(ids, np.int64)
         ids = id64
@@ -180,10 +188,16 @@ class FleetController:
         on_floor = np.asarray(grounded, bool)
         target, mode, fly = self.targets(p64, np.asarray(goals, np.float64), np.asarray(phases),
                                          np.asarray(has_goal, bool), on_floor)
+        if mine is not None:
+            mine = np.asarray(mine, bool)
+            mode[~mine] = CommandMode.HOLD
+            plan_rows = fly & mine
+        else:
+            plan_rows = fly
         velocity = np.zeros((n, 3))
         yaw = np.zeros(n)
         subs = np.zeros(4, np.int64)
-        rows = np.flatnonzero(fly)
+        rows = np.flatnonzero(plan_rows)
         table = self._rows(id64)
         if rows.size:
             fr = table[rows]
@@ -202,7 +216,8 @@ class FleetController:
             prev_cmd = self._prev_cmd[fr]
             clearance = None
             if self.planner is not None:
-                r = self.planner.plan(ob.obs, pos[rows], carrot, self._plans[fr], ob.valid)
+                noise = None if step is None else self.planner.draw_noise(rows.size, key=step)
+                r = self.planner.plan(ob.obs, pos[rows], carrot, self._plans[fr], ob.valid, noise)
                 self._plans[fr] = r.plan
                 cmd, yr, clearance = r.cmd_vel, r.yaw_rate, r.min_clearance
             else:
@@ -212,7 +227,7 @@ class FleetController:
             velocity[rows], yaw[rows] = out.cmd_vel, out.yaw_rate
             subs += out.counts
             self._prev_cmd[fr] = out.cmd_vel
-        idle = table[~fly]  # a drone that stops flying starts its next plan cold
+        idle = table[~plan_rows]  # a drone that stops flying starts its next plan cold
         self._plans[idle] = 0.0
         self._prev_cmd[idle] = 0.0
         self.pid.reset(idle)

@@ -135,6 +135,7 @@ class Planner:
         self.action_spec = action_spec
         self.param_dim = param_dim
         self.obs_dim = obs_dim
+        self.seed = seed
         self.rng = rng if rng is not None else np.random.default_rng(seed)
         self._bank = (self.rng.standard_normal(noise_bank, dtype=np.float32) if noise_bank > 0
                       else np.zeros(0, np.float32))
@@ -149,15 +150,21 @@ class Planner:
         c = self.config
         return (1 if c.shared_noise else batch, max(c.iterations, 1), c.samples, self.param_dim)
 
-    def draw_noise(self, batch: int) -> NDArray[np.float32]:
+    def draw_noise(self, batch: int, key: int | None = None) -> NDArray[np.float32]:
         """Noise for one call: a window of the noise bank at a random offset, or fresh draws
-        from the planner's generator when the call needs more than a quarter of the bank."""
+        when the call needs more than a quarter of the bank.
+
+        ``key`` (e.g. the planning step): the offset (or the draws) come from a generator
+        seeded with (seed, key) instead of the planner's running one, so every planner built
+        with the same seed draws the same noise for the same key however many calls it made
+        before (planner shards, docs/ARCHITECTURE.md)."""
         shape = self.noise_shape(batch)
         n = int(np.prod(shape))
+        rng = self.rng if key is None else np.random.default_rng((self.seed, int(key)))
         if 0 < n <= self._bank.size // 4:
-            start = int(self.rng.integers(0, self._bank.size - n + 1))
+            start = int(rng.integers(0, self._bank.size - n + 1))
             return self._bank[start:start + n].reshape(shape)
-        return self.rng.standard_normal(shape, dtype=np.float32)
+        return rng.standard_normal(shape, dtype=np.float32)
 
     def plan(
         self,

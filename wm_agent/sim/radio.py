@@ -40,6 +40,11 @@ class RadioDropout:
             out &= np.asarray(ids) != self.drone
         return out
 
+    def was_down(self, drone: int, t0_s: float, t1_s: float) -> bool:
+        """Was ``drone``'s link down at any time in [t0_s, t1_s] [s]?"""
+        return (drone == self.drone >= 0 and self.end_s > self.start_s
+                and self.start_s <= t1_s and self.end_s > t0_s)
+
     def restored(self, t0_s: float, t1_s: float) -> list[int]:
         """Drones whose link came back in (t0_s, t1_s] [s]: they register again."""
         if self.drone >= 0 and t0_s < self.end_s <= t1_s and self.end_s > self.start_s:

@@ -126,6 +126,10 @@ class FleetSimulator(Protocol):
     def state(self) -> FleetStateArrays:
         """Read-only snapshot of the fleet."""
 
+    def commands_stale(self) -> NDArray[np.bool_]:
+        """(N,) drones that had an accepted command, but none for longer than the failsafe's
+        ``land_after_s``."""
+
     def attitude(self, rows: NDArray[np.intp]) -> NDArray[np.float64]:
         """(k, 4) attitude quaternions (x, y, z, w) of the drones at ``rows`` (copies)."""
 
@@ -342,6 +346,16 @@ class Simulator:
             self._on_ground[idx] = True
             self.physics.settle(self.body, idx)
 
+    def commands_stale(self) -> NDArray[np.bool_]:
+        """(N,) drones that had an accepted command, but none for longer than the failsafe's
+        ``land_after_s`` (none without a land delay)."""
+        land_after = self.failsafe.config.land_after_s
+        last = self.failsafe.last_accept
+        if land_after is None:
+            return np.zeros(last.shape, bool)
+        out: NDArray[np.bool_] = np.isfinite(last) & (self.sim_time - last > land_after)
+        return out
+
     def attitude(self, rows: NDArray[np.intp]) -> NDArray[np.float64]:
         """(k, 4) attitude quaternions of the drones at ``rows`` (copies; no fleet snapshot)."""
         out: NDArray[np.float64] = self.body.quat[rows].copy()
@@ -357,7 +371,10 @@ class Simulator:
         status[self._collided] |= np.uint16(StatusFlag.COLLIDED)
         status[self._armed] |= np.uint16(StatusFlag.ARMED)
         status[self._armed & (self._mode == _HOLD)] |= np.uint16(StatusFlag.FAILSAFE_HOLD)
-        status[self._armed & (self._mode == _LAND)] |= np.uint16(StatusFlag.FAILSAFE_LAND)
+        # FAILSAFE_LAND while the failsafe lands a drone and after it disarmed it, until a
+        # command is accepted again (a drone whose planner died stays marked on the floor)
+        landed = ~self._armed & self.commands_stale()
+        status[(self._armed & (self._mode == _LAND)) | landed] |= np.uint16(StatusFlag.FAILSAFE_LAND)
         arrays: list[NDArray[np.generic]] = [
             self._ids.copy(),
             self.body.pos.copy(),
