@@ -17,7 +17,8 @@ above: the ``path`` column) and its ratio to a reference:
 plain cost ratio where costs are travel times, and the same excess measured in travel time
 where offsets or the incumbent bonus shift the cost (``half``, ``re-solve``). The numba
 kernels are compiled (or loaded from the cache) before timing; that time is printed first.
-There is no warm start: the re-solve is timed like a cold solve (see docs/COORDINATOR.md).
+There is no warm start: the re-solve is timed like a cold solve (see docs/COORDINATOR.md). The
+auction's exact searches run on every core numba has (``NUMBA_NUM_THREADS`` to change it).
 
 Usage::
 

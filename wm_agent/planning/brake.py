@@ -60,7 +60,9 @@ def brake_velocity(
         brake_decel: deceleration the airframe can be counted on for [m/s²]: each sector's margin
             grows by the stopping distance v²/(2·brake_decel) of the drone's *measured* velocity
             towards it (from the observation), so a fast drone starts braking early enough to stop
-            before the margin. None = fixed margins.
+            before the margin; each neighbour's by c²/(4·brake_decel) of the closing speed c
+            (relative velocity along the line between them: both drones brake). None = fixed
+            margins.
         reaction_s: with ``brake_decel``, the margin also grows by the distance flown towards
             the sector before the brake acts, (measured speed towards it)·reaction_s [s] (e.g.
             one command period).
@@ -85,8 +87,14 @@ def brake_velocity(
     if spec.neighbours:
         nb = o[:, spec.slice("neighbours")].reshape(n, spec.neighbours, 7)
         dist = np.linalg.norm(nb[..., :3], axis=-1)
-        nb_close = (nb[..., 6] > 0.5) & (dist < neighbour_margin)
         nb_dir = nb[..., :3] / np.maximum(dist, 1e-9)[..., None]
+        nb_margin = np.full(dist.shape, float(neighbour_margin))
+        if brake_decel is not None and brake_decel > 0:
+            # closing speed: the relative velocity (neighbour − self) along the line between
+            # them; both drones brake, so the closing stops in closing² / (2 · 2 · decel)
+            closing = np.clip(-np.einsum("nkd,nkd->nk", nb[..., 3:6], nb_dir), 0.0, None)
+            nb_margin = nb_margin + closing * reaction_s + closing**2 / (4.0 * brake_decel)
+        nb_close = (nb[..., 6] > 0.5) & (dist < nb_margin)
         nb_push = neighbour_push * np.clip(neighbour_margin - dist, 0.0, None)
     for _ in range(2):
         for j in range(8):
