@@ -60,6 +60,25 @@ def test_warehouse_10k_has_pads_for_10000() -> None:
     assert s.drones == 10_000 and s.home_pads.shape == (10_000, 3)
 
 
+def test_warehouse_1k_puts_pads_between_shelves_and_stations_around_them() -> None:
+    """The layout issue 12 asked for: 1,000 pads in the middle band, every pad and bay clear of
+    the two shelf blocks, pick stations on the west and east walls, drop stations on the south
+    and north walls, a pad-to-station distance of tens of metres (not 100+)."""
+    s = load_scenario("warehouse_1k")
+    assert s.drones == 1000 and s.home_pads.shape == (1000, 3)
+    pads = s.home_pads[:, :2]
+    shelf_y = s.shelves[:, :, 1]
+    assert (pads[:, 1] > shelf_y[shelf_y[:, 1] < 28.0, 1].max()).all()  # north of the south block
+    assert (pads[:, 1] < shelf_y[shelf_y[:, 0] > 28.0, 0].min()).all()  # south of the north block
+    pick = np.array(list(s.pick_stations.values()))
+    drop = np.array(list(s.drop_stations.values()))
+    assert len(pick) == 8 and set(np.round(pick[:, 0])) == {5.0, 75.0}
+    assert len(drop) == 6 and set(np.round(drop[:, 1], 1)) == {3.5, 52.5}
+    centre = pads.mean(axis=0)
+    far = np.linalg.norm(np.concatenate([pick, drop])[:, :2] - centre, axis=1).max()
+    assert far < 45.0, far
+
+
 def test_unknown_scenario_name() -> None:
     with pytest.raises(ConfigError, match="scenario file not found"):
         load_scenario("no_such_scenario")
