@@ -80,7 +80,9 @@ def brake_velocity(
     if brake_decel is not None and brake_decel > 0:
         towards = np.clip(o[:, spec.slice("vel")] @ SECTOR_DIRS.T, 0.0, None)  # (N, 8) [m/s]
         margin = margin + towards * reaction_s + towards**2 / (2.0 * brake_decel)
-    close = sect < margin  # (N, 8)
+    # a sector at the sensor range reads "nothing within range": it never brakes, however fast
+    # the drone (its margin can grow past the range: 3.3 m at 3 m/s)
+    close = (sect < margin) & (sect < spec.sensor_range - 1e-6)  # (N, 8)
     nb_close = np.zeros((n, 0), bool)
     nb_dir = np.zeros((n, 0, 3))
     nb_push = np.zeros((n, 0))

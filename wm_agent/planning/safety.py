@@ -101,6 +101,13 @@ class SafetyConfig:
             enough (0 = fixed margins). 5 m/s²: a 30° tilt gives g·tan 30° = 5.7 m/s²; the lag of
             the velocity loop is covered by the reaction time.
         brake_reaction_s: time before a braking command acts [s] (one command period).
+        brake_lag_s: time constant of the vehicle's velocity loop [s]: a drone commanded to stop
+            still covers about (its speed × this) — the margins grow by it as by the reaction
+            time. Default: the simulator's cascade, 1 / vel_p = 1 / (2.5 1/s) = 0.4 s
+            (``wm_agent.sim.controller.ControllerGains``); measured stopping distances there,
+            fleet fidelity: 0.40 m from 1 m/s, 0.86 m from 2, 1.44 m from 3, 2.18 m from 4 — the
+            v²/(2·brake_decel) term alone counted 0.1-1.6 m, and a drone flew into a shelf
+            corner at 2 m/s (issue 12, warehouse_1k). Set it to the real autopilot's.
         brake_speed: that cap [m/s].
         ground_band: altitude below which descents are limited to ``ground_descent_speed`` [m];
             above it the limit grows by 1 m/s per metre (a drone at altitude h may descend at
@@ -119,6 +126,7 @@ class SafetyConfig:
     clearance_margin: float = 0.15
     brake_decel: float = 5.0
     brake_reaction_s: float = WM_DT
+    brake_lag_s: float = 0.4
     brake_speed: float = 0.5
     ground_band: float = 0.5
     ground_descent_speed: float = 0.5
@@ -130,7 +138,8 @@ class SafetyConfig:
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"safety filter: {name}: expected > 0, got {value!r}")
         for name in ("obstacle_margin", "neighbour_margin", "clearance_margin", "brake_speed",
-                     "ground_band", "ground_descent_speed", "brake_decel", "brake_reaction_s"):
+                     "ground_band", "ground_descent_speed", "brake_decel", "brake_reaction_s",
+                     "brake_lag_s"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ConfigError(f"safety filter: {name}: expected >= 0, got {value!r}")
@@ -256,7 +265,8 @@ class SafetyFilter:
         # 4. Brake against measured obstacles/neighbours; slow down on a low predicted clearance.
         o_safe = np.where((ok & obs_ok)[:, None], o, 0.0)
         braked = brake_velocity(v, o_safe, self.spec, c.obstacle_margin, c.neighbour_margin,
-                                brake_decel=c.brake_decel or None, reaction_s=c.brake_reaction_s)
+                                brake_decel=c.brake_decel or None,
+                                reaction_s=c.brake_reaction_s + c.brake_lag_s)
         v = braked.cmd_vel
         br = braked.braked & ok & obs_ok
         if predicted_clearance is not None:
