@@ -107,8 +107,16 @@ def brake_velocity(
     # floor: landing stays allowed) closer than the margin: no descending.
     clear = o[:, spec.slice("clearance")]
     altitude = o[:, spec.slice("altitude")][:, 0]
-    up_close = clear[:, 0] < obstacle_margin
-    box_below = (clear[:, 1] < obstacle_margin) & (clear[:, 1] < altitude - 1e-3)
+    up_margin = np.full(n, float(obstacle_margin))
+    down_margin = up_margin.copy()
+    if brake_decel is not None and brake_decel > 0:
+        # like the sectors: the distance flown up / down before the drone has stopped
+        vz = o[:, spec.slice("vel")][:, 2]
+        for m, speed in ((up_margin, np.clip(vz, 0.0, None)), (down_margin, np.clip(-vz, 0.0, None))):
+            m += speed * reaction_s + speed**2 / (2.0 * brake_decel)
+    in_range = clear < spec.sensor_range - 1e-6
+    up_close = (clear[:, 0] < up_margin) & in_range[:, 0]
+    box_below = (clear[:, 1] < down_margin) & in_range[:, 1] & (clear[:, 1] < altitude - 1e-3)
     v[:, 2] = np.where(up_close, np.minimum(v[:, 2], 0.0), v[:, 2])
     v[:, 2] = np.where(box_below, np.maximum(v[:, 2], 0.0), v[:, 2])
     # Guarantee: any remaining positive component towards a close sector/neighbour → stop horizontally.
