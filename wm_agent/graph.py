@@ -235,8 +235,8 @@ def fleet_sim_graph(args: FleetSimArgs) -> list[NodeSpec]:
     sim["start_subscribers"] = 2 + shards + (1 if args.record else 0) + args.watchers
     if args.record:  # and until the recorder has subscribed to the commands (beside the bridge)
         sim["start_command_subscribers"] = 2
-        if shards > 1:  # ... with every shard publishing them (the recorder discovers each)
-            sim["start_command_publishers"] = shards
+        # ... with every planner (shard) publishing them, so the recorder has discovered each
+        sim["start_command_publishers"] = shards
     specs = [
         NodeSpec(
             name="sim_bridge",

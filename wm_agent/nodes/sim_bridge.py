@@ -47,9 +47,10 @@ from wm_agent.sim.simulator import make_simulator
 from wm_agent.sim.types import StatusFlag
 
 MODES = tuple(m.value for m in SimMode)
-START_SETTLE_S = 0.3
+START_SETTLE_S = 1.0
 """Wall time the start gate still holds t = 0 after the subscribers matched on this side
-(discovery is not symmetric: the readers may match the writer a little later)."""
+(discovery is not symmetric: the readers may match the writer a little later; with 0.3 s a
+loaded machine's recorder missed a lockstep run's first 44 commands)."""
 FIDELITIES = tuple(f.value for f in Fidelity)
 REGISTER_AGAIN_WINDOW_S = 5.0
 """A drone commanded again after a failsafe landing registers again, unless its radio was down
