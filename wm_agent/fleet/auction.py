@@ -117,11 +117,10 @@ def _peff(j: int, price: FloatArray, owner: IntArray, lam: float) -> float:
 
 @_jit
 def _cell_min(c: int, off: FloatArray, price: FloatArray, owner: IntArray, lam: float,
-              order: IntArray, cstart: IntArray) -> float:
+              cstart: IntArray) -> float:
     """Min over the objects in cell c of offset + price."""
     m = _INF
-    for t in range(cstart[c], cstart[c + 1]):
-        j = order[t]
+    for j in range(cstart[c], cstart[c + 1]):
         v = off[j] + _peff(j, price, owner, lam)
         if v < m:
             m = v
@@ -130,11 +129,11 @@ def _cell_min(c: int, off: FloatArray, price: FloatArray, owner: IntArray, lam: 
 
 @_jit
 def _refresh_cells(off: FloatArray, price: FloatArray, owner: IntArray, lam: float,
-                   order: IntArray, cstart: IntArray, cmin: FloatArray) -> float:
+                   cstart: IntArray, cmin: FloatArray) -> float:
     """cmin[c] = min over objects in cell c of offset + price; returns the global min."""
     glob = _INF
     for c in range(cmin.size):
-        m = _cell_min(c, off, price, owner, lam, order, cstart)
+        m = _cell_min(c, off, price, owner, lam, cstart)
         cmin[c] = m
         if m < glob:
             glob = m
@@ -162,7 +161,7 @@ def _sift_down(heap: IntArray, key: FloatArray, s: int, n: int) -> None:
 @_jit
 def _search(i: int, r: int, px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: float,
             inc: IntArray, bonus: float, price: FloatArray, owner: IntArray, lam: float,
-            order: IntArray, cstart: IntArray, clo: FloatArray, chi: FloatArray,
+            cstart: IntArray, clo: FloatArray, chi: FloatArray,
             cmin: FloatArray, ub: FloatArray, rank: IntArray, top_obj: IntArray,
             top_val: FloatArray) -> tuple[int, float]:
     """Exact top-r objects of person i by value; returns (count, bound on all others).
@@ -195,8 +194,7 @@ def _search(i: int, r: int, px: FloatArray, ox: FloatArray, off: FloatArray, inv
         n_heap -= 1
         heap[0] = heap[n_heap]
         _sift_down(heap, ub, 0, n_heap)
-        for t in range(cstart[best_c], cstart[best_c + 1]):
-            j = order[t]
+        for j in range(cstart[best_c], cstart[best_c + 1]):
             v = -_cost(i, j, px, ox, off, inv_speed, inc, bonus) - _peff(j, price, owner, lam)
             if n_top == r:
                 if v <= top_val[r - 1]:
@@ -222,37 +220,21 @@ def _search(i: int, r: int, px: FloatArray, ox: FloatArray, off: FloatArray, inv
 @numba.njit(parallel=True, cache=True)
 def _search_batch(who: IntArray, cnt: int, r: int, px: FloatArray, ox: FloatArray,
                   off: FloatArray, inv_speed: float, inc: IntArray, bonus: float,
-                  price: FloatArray, owner: IntArray, lam: float, order: IntArray,
-                  cstart: IntArray, clo: FloatArray, chi: FloatArray, cmin: FloatArray,
-                  s_ub: FloatArray, s_rank: IntArray, s_obj: IntArray, s_val: FloatArray,
-                  s_n: IntArray, s_b: FloatArray) -> None:
-    """:func:`_search` for persons who[:cnt] at once, one slot of buffers each (read-only on
-    prices and cells, so the searches run on every core numba has)."""
-    for s in numba.prange(cnt):
-        n_top, b = _search(who[s], r, px, ox, off, inv_speed, inc, bonus, price, owner, lam,
-                           order, cstart, clo, chi, cmin, s_ub[s], s_rank[s], s_obj[s],
-                           s_val[s])
-        s_n[s] = n_top
-        s_b[s] = b
-
-
-@_jit
-def _run_searches(who: IntArray, cnt: int, r: int, px: FloatArray, ox: FloatArray,
-                  off: FloatArray, inv_speed: float, inc: IntArray, bonus: float,
-                  price: FloatArray, owner: IntArray, lam: float, order: IntArray,
-                  cstart: IntArray, clo: FloatArray, chi: FloatArray, cmin: FloatArray,
-                  s_ub: FloatArray, s_rank: IntArray, s_obj: IntArray, s_val: FloatArray,
-                  s_n: IntArray, s_b: FloatArray) -> None:
-    """The searches of who[:cnt]: in parallel for two or more, inline for one."""
+                  price: FloatArray, owner: IntArray, lam: float, cstart: IntArray,
+                  clo: FloatArray, chi: FloatArray, cmin: FloatArray, s_ub: FloatArray,
+                  s_rank: IntArray, s_obj: IntArray, s_val: FloatArray, s_n: IntArray,
+                  s_b: FloatArray) -> None:
+    """:func:`_search` for persons who[:cnt], one slot of buffers each: on every core numba
+    has for two or more (they only read prices and cells), inline for one (no thread start)."""
     if cnt == 1:
-        n_top, b = _search(who[0], r, px, ox, off, inv_speed, inc, bonus, price, owner, lam,
-                           order, cstart, clo, chi, cmin, s_ub[0], s_rank[0], s_obj[0],
-                           s_val[0])
-        s_n[0] = n_top
-        s_b[0] = b
-    elif cnt > 1:
-        _search_batch(who, cnt, r, px, ox, off, inv_speed, inc, bonus, price, owner, lam,
-                      order, cstart, clo, chi, cmin, s_ub, s_rank, s_obj, s_val, s_n, s_b)
+        s_n[0], s_b[0] = _search(who[0], r, px, ox, off, inv_speed, inc, bonus, price, owner,
+                                 lam, cstart, clo, chi, cmin, s_ub[0], s_rank[0], s_obj[0],
+                                 s_val[0])
+        return
+    for s in numba.prange(cnt):
+        s_n[s], s_b[s] = _search(who[s], r, px, ox, off, inv_speed, inc, bonus, price, owner,
+                                 lam, cstart, clo, chi, cmin, s_ub[s], s_rank[s], s_obj[s],
+                                 s_val[s])
 
 
 @_jit
@@ -317,7 +299,7 @@ def _seg_argmin(tree: FloatArray, size: int) -> int:
 def _auction(px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: float, inc: IntArray,
              bonus: float, rad: FloatArray, n_dummy: int, adj_obj: IntArray,
              adj_cost: FloatArray, rstart: IntArray, rlen: IntArray, rcap: IntArray, used: int,
-             cell_of: IntArray, order: IntArray, cstart: IntArray, clo: FloatArray,
+             cell_of: IntArray, cstart: IntArray, clo: FloatArray,
              chi: FloatArray, eps0: float, eps_final: float, theta: float, r_add: int,
              slack_mid: float, max_bids: int, batch: int, price: FloatArray, owner: IntArray,
              assigned: IntArray) -> tuple[int, int, int, float, int]:
@@ -356,15 +338,15 @@ def _auction(px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: float, 
                     price[j] = lam
                 owner[j] = -1
         lam = -_INF
-        mop = _refresh_cells(off, price, owner, lam, order, cstart, cmin)
+        mop = _refresh_cells(off, price, owner, lam, cstart, cmin)
         if eps <= eps_final:
             # fresh bounds for everyone before the phase that carries the guarantee
             for i0 in range(0, n_p, batch):
                 cnt = min(batch, n_p - i0)
                 for s in range(cnt):
                     pend[s] = i0 + s
-                _run_searches(pend, cnt, r_add, px, ox, off, inv_speed, inc, bonus, price,
-                              owner, lam, order, cstart, clo, chi, cmin, s_ub, s_rank, s_obj,
+                _search_batch(pend, cnt, r_add, px, ox, off, inv_speed, inc, bonus, price,
+                              owner, lam, cstart, clo, chi, cmin, s_ub, s_rank, s_obj,
                               s_val, s_n, s_b)
                 for s in range(cnt):
                     beta[i0 + s] = s_b[s]
@@ -409,8 +391,8 @@ def _auction(px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: float, 
                 if since_refresh >= 64:
                     mop = cmin.min()
                     since_refresh = 0
-                _run_searches(pend, npend, r_add, px, ox, off, inv_speed, inc, bonus, price,
-                              owner, lam, order, cstart, clo, chi, cmin, s_ub, s_rank, s_obj,
+                _search_batch(pend, npend, r_add, px, ox, off, inv_speed, inc, bonus, price,
+                              owner, lam, cstart, clo, chi, cmin, s_ub, s_rank, s_obj,
                               s_val, s_n, s_b)
                 for s in range(npend):
                     beta[pend[s]] = s_b[s]
@@ -470,7 +452,7 @@ def _auction(px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: float, 
                 owner[j1] = i
                 assigned[i] = j1
                 price[j1] = bid
-                _price_rose(j1, off[j1] + old, off, price, owner, lam, cell_of, order, cstart,
+                _price_rose(j1, off[j1] + old, off, price, owner, lam, cell_of, cstart,
                             cmin)
                 if n_dummy > 0:
                     _seg_set(tree, size, j1, bid)
@@ -491,7 +473,7 @@ def _auction(px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: float, 
                     qn += 1
                 owner[j1] = _DUMMY
                 price[j1] = q2 + eps
-                _price_rose(j1, off[j1] + p1, off, price, owner, lam, cell_of, order, cstart,
+                _price_rose(j1, off[j1] + p1, off, price, owner, lam, cell_of, cstart,
                             cmin)
                 free_d -= 1
         if eps <= eps_final:
@@ -503,7 +485,7 @@ def _auction(px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: float, 
 @_jit
 def _dual_bound(px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: float,
                 inc: IntArray, bonus: float, n_dummy: int, price: FloatArray, owner: IntArray,
-                lam: float, order: IntArray, cstart: IntArray, clo: FloatArray,
+                lam: float, cstart: IntArray, clo: FloatArray,
                 chi: FloatArray) -> float:
     """Lower bound on the minimum cost from any prices (weak LP duality).
 
@@ -523,7 +505,7 @@ def _dual_bound(px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: floa
     s_n = np.empty(batch, np.int64)
     s_b = np.empty(batch)
     who = np.empty(batch, np.int64)
-    _refresh_cells(off, price, owner, lam, order, cstart, cmin)
+    _refresh_cells(off, price, owner, lam, cstart, cmin)
     total = 0.0
     pmin = _INF
     for j in range(n_o):
@@ -535,8 +517,8 @@ def _dual_bound(px: FloatArray, ox: FloatArray, off: FloatArray, inv_speed: floa
         cnt = min(batch, n_p - i0)
         for s in range(cnt):
             who[s] = i0 + s
-        _run_searches(who, cnt, 1, px, ox, off, inv_speed, inc, bonus, price, owner, lam,
-                      order, cstart, clo, chi, cmin, s_ub, s_rank, s_obj, s_val, s_n, s_b)
+        _search_batch(who, cnt, 1, px, ox, off, inv_speed, inc, bonus, price, owner, lam,
+                      cstart, clo, chi, cmin, s_ub, s_rank, s_obj, s_val, s_n, s_b)
         for s in range(cnt):
             i = i0 + s
             best = s_val[s, 0]
@@ -586,13 +568,13 @@ def cell_spread(xyz: FloatArray, per_cell: float = 32.0) -> float:
 
 @_jit
 def _price_rose(j: int, old: float, off: FloatArray, price: FloatArray, owner: IntArray,
-                lam: float, cell_of: IntArray, order: IntArray, cstart: IntArray,
+                lam: float, cell_of: IntArray, cstart: IntArray,
                 cmin: FloatArray) -> None:
     """Keep cmin exact after object j's price rose from ``old`` (offset + price)."""
     c = cell_of[j]
     if old > cmin[c]:
         return
-    cmin[c] = _cell_min(c, off, price, owner, lam, order, cstart)
+    cmin[c] = _cell_min(c, off, price, owner, lam, cstart)
 
 
 def auction_assign(
@@ -649,9 +631,8 @@ def auction_assign(
     # objects renumbered cell by cell: a search scans each cell's objects in memory order
     cell_of, perm, cstart, clo, chi = _object_cells(ox, off, per_cell)
     ox, off, cell_of = ox[perm], off[perm], cell_of[perm]
-    order = np.arange(n_o, dtype=np.int64)
     rank_of = np.empty(n_o, np.int64)
-    rank_of[perm] = order
+    rank_of[perm] = np.arange(n_o, dtype=np.int64)
     inc = np.where(inc >= 0, rank_of[np.maximum(inc, 0)], -1)
     kk = min(k, n_o)
     dist, nn = cKDTree(ox).query(px, k=kk)
@@ -692,7 +673,7 @@ def auction_assign(
     assigned = np.full(n_p, -1, np.int64)
     bids, searches, phases, lam, status = _auction(
         px, ox, off, inv_speed, inc, float(incumbent_bonus_s), rad, n_o - n_p, adj_obj,
-        adj_cost, rstart, deg.copy(), cap, used, cell_of, order, cstart, clo, chi, eps0,
+        adj_cost, rstart, deg.copy(), cap, used, cell_of, cstart, clo, chi, eps0,
         float(eps_final_s), float(theta), int(r_add), float(slack_mid), 10_000 * (n_o + 10),
         SEARCH_BATCH, price, owner, assigned,
     )
@@ -700,7 +681,7 @@ def auction_assign(
         raise FleetError(f"auction hit its bid limit after {bids} bids ({n_p} x {n_o}); "
                          "report this instance")
     lb = _dual_bound(px, ox, off, inv_speed, inc, float(incumbent_bonus_s), n_o - n_p, price,
-                     owner, lam, order, cstart, clo, chi)
+                     owner, lam, cstart, clo, chi)
     cost = np.linalg.norm(px - ox[assigned], axis=1) * inv_speed + off[assigned]
     cost -= np.where(inc == assigned, incumbent_bonus_s, 0.0)
     return AuctionResult(perm[assigned], float(cost.sum()), float(lb), int(bids), int(searches),
