@@ -37,6 +37,16 @@ def _remove_towards(v: NDArray[np.float64], u: NDArray[np.float64], active: NDAr
     return v - cut[:, None] * u
 
 
+def _grown(margin: float, speed: NDArray[np.float64], reaction_s: float,
+           decel: float | None) -> NDArray[np.float64]:
+    """``margin`` [m] plus the distance flown at ``speed`` [m/s] towards an obstacle before the
+    drone has stopped: ``speed·reaction_s + speed²/(2·decel)`` (``decel`` None or 0: none)."""
+    out = np.full(speed.shape, float(margin))
+    if decel is not None and decel > 0:
+        out = out + speed * reaction_s + speed**2 / (2.0 * decel)
+    return out
+
+
 def brake_velocity(
     cmd_vel: NDArray[np.floating],
     obs: NDArray[np.floating],
@@ -76,13 +86,13 @@ def brake_velocity(
     n = v.shape[0]
     v0 = v.copy()
     sect = o[:, spec.slice("sectors")]
-    margin = np.full((n, 8), float(obstacle_margin))
-    if brake_decel is not None and brake_decel > 0:
-        towards = np.clip(o[:, spec.slice("vel")] @ SECTOR_DIRS.T, 0.0, None)  # (N, 8) [m/s]
-        margin = margin + towards * reaction_s + towards**2 / (2.0 * brake_decel)
-    # a sector at the sensor range reads "nothing within range": it never brakes, however fast
+    vel = o[:, spec.slice("vel")]
+    towards = np.clip(vel @ SECTOR_DIRS.T, 0.0, None)  # (N, 8) [m/s]
+    margin = _grown(obstacle_margin, towards, reaction_s, brake_decel)
+    # a reading at the sensor range is "nothing within range": it never brakes, however fast
     # the drone (its margin can grow past the range: 3.3 m at 3 m/s)
-    close = (sect < margin) & (sect < spec.sensor_range - 1e-6)  # (N, 8)
+    in_range = spec.sensor_range - 1e-6
+    close = (sect < margin) & (sect < in_range)  # (N, 8)
     nb_close = np.zeros((n, 0), bool)
     nb_dir = np.zeros((n, 0, 3))
     nb_push = np.zeros((n, 0))
@@ -90,12 +100,11 @@ def brake_velocity(
         nb = o[:, spec.slice("neighbours")].reshape(n, spec.neighbours, 7)
         dist = np.linalg.norm(nb[..., :3], axis=-1)
         nb_dir = nb[..., :3] / np.maximum(dist, 1e-9)[..., None]
-        nb_margin = np.full(dist.shape, float(neighbour_margin))
-        if brake_decel is not None and brake_decel > 0:
-            # closing speed: the relative velocity (neighbour − self) along the line between
-            # them; both drones brake, so the closing stops in closing² / (2 · 2 · decel)
-            closing = np.clip(-np.einsum("nkd,nkd->nk", nb[..., 3:6], nb_dir), 0.0, None)
-            nb_margin = nb_margin + closing * reaction_s + closing**2 / (4.0 * brake_decel)
+        # closing speed: the relative velocity (neighbour − self) along the line between them;
+        # both drones brake, so the closing stops at twice the deceleration
+        closing = np.clip(-np.einsum("nkd,nkd->nk", nb[..., 3:6], nb_dir), 0.0, None)
+        nb_margin = _grown(neighbour_margin, closing, reaction_s,
+                           None if brake_decel is None else 2.0 * brake_decel)
         nb_close = (nb[..., 6] > 0.5) & (dist < nb_margin)
         nb_push = neighbour_push * np.clip(neighbour_margin - dist, 0.0, None)
     for _ in range(2):
@@ -107,16 +116,11 @@ def brake_velocity(
     # floor: landing stays allowed) closer than the margin: no descending.
     clear = o[:, spec.slice("clearance")]
     altitude = o[:, spec.slice("altitude")][:, 0]
-    up_margin = np.full(n, float(obstacle_margin))
-    down_margin = up_margin.copy()
-    if brake_decel is not None and brake_decel > 0:
-        # like the sectors: the distance flown up / down before the drone has stopped
-        vz = o[:, spec.slice("vel")][:, 2]
-        for m, speed in ((up_margin, np.clip(vz, 0.0, None)), (down_margin, np.clip(-vz, 0.0, None))):
-            m += speed * reaction_s + speed**2 / (2.0 * brake_decel)
-    in_range = clear < spec.sensor_range - 1e-6
-    up_close = (clear[:, 0] < up_margin) & in_range[:, 0]
-    box_below = (clear[:, 1] < down_margin) & in_range[:, 1] & (clear[:, 1] < altitude - 1e-3)
+    # the margins grow like the sectors' with the speed up / down
+    up_margin = _grown(obstacle_margin, np.clip(vel[:, 2], 0.0, None), reaction_s, brake_decel)
+    down_margin = _grown(obstacle_margin, np.clip(-vel[:, 2], 0.0, None), reaction_s, brake_decel)
+    up_close = (clear[:, 0] < up_margin) & (clear[:, 0] < in_range)
+    box_below = (clear[:, 1] < down_margin) & (clear[:, 1] < in_range) & (clear[:, 1] < altitude - 1e-3)
     v[:, 2] = np.where(up_close, np.minimum(v[:, 2], 0.0), v[:, 2])
     v[:, 2] = np.where(box_below, np.maximum(v[:, 2], 0.0), v[:, 2])
     # Guarantee: any remaining positive component towards a close sector/neighbour → stop horizontally.
