@@ -488,7 +488,8 @@ def _nearest_k_tree(pos: NDArray[np.float64], self_ids: NDArray[np.int64],
     same neighbours, slots and order; O((N + P) log P), no sort of all pairs in range."""
     n, p = pos.shape[0], pool.shape[0]
     m = min(k + 1 + _TIE_MARGIN, p)
-    _, nn = cKDTree(pool).query(pos, k=m, distance_upper_bound=radius * (1.0 + 1e-9))
+    dist, nn = cKDTree(pool).query(pos, k=m, distance_upper_bound=radius * (1.0 + 1e-9))
+    dist = np.asarray(dist, np.float64).reshape(n, m)  # ascending per query
     nn = np.asarray(nn, np.int64).reshape(n, m)
     found = nn < p
     qi = np.repeat(np.arange(n, dtype=np.int64), m)[found.ravel()]
@@ -497,9 +498,8 @@ def _nearest_k_tree(pos: NDArray[np.float64], self_ids: NDArray[np.int64],
     # a query whose m returned drones are all in range may have more at its k-th distance
     full = found.all(axis=1)
     if full.any():
-        d_all = np.linalg.norm(pool[nn[full]] - pos[full][:, None, :], axis=2)
-        d_k = np.sort(d_all, axis=1)[:, min(k, m - 1)]
-        tie = np.flatnonzero(full)[d_all.max(axis=1) <= d_k + 1e-12]
+        d_full = dist[full]
+        tie = np.flatnonzero(full)[d_full[:, -1] <= d_full[:, min(k, m - 1)] + 1e-12]
         if tie.size:
             redo = np.isin(qi, tie)
             gq, gp = _grid_candidates(pos[tie], pool, radius)
