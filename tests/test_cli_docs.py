@@ -127,3 +127,17 @@ def test_a_printed_command_line_runs_in_a_shell(tmp_path: Path) -> None:
         proc.communicate(timeout=30)
 
 
+
+
+def test_every_command_prints_its_help() -> None:
+    """`wm-agent <command> --help` prints the usage and exits 0 for every command (a help text
+    with a bare '%', e.g. "id % K", made argparse's formatter raise for `sim`)."""
+    top = build_parser()
+    sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+    for command in sorted(sub.choices):
+        parser = (importlib.import_module(PASSTHROUGH[command][0]).build_parser()
+                  if command in PASSTHROUGH else sub.choices[command])
+        assert parser.format_help().startswith("usage:")  # ValueError on a bad format string
+    r = subprocess.run([str(WM_AGENT), "sim", "--help"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr[-400:]
+    assert r.stdout.startswith("usage: wm-agent sim") and "--planner-shards" in r.stdout

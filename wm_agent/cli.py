@@ -282,7 +282,7 @@ def options_markdown(parser: argparse.ArgumentParser, command: str) -> str:
         if action.nargs != 0:
             choices = "{" + ",".join(map(str, action.choices)) + "}" if action.choices else ""
             name += f" {action.metavar or choices or action.dest.upper()}"
-        rows.append(f"| `{name}` | {(action.help or '').replace('|', '/')} |")
+        rows.append(f"| `{name}` | {(action.help or '').replace('%%', '%').replace('|', '/')} |")
     return "\n".join(rows)
 
 

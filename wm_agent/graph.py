@@ -109,8 +109,10 @@ LAUNCH_ARGUMENTS = ("drones", "scenario", "seed", "mode", "fidelity", "backend",
 
 
 def arg_help(name: str) -> str:
-    """The description of FleetSimArgs field ``name`` (one text for the CLI and launch files)."""
-    return str(next(f for f in fields(FleetSimArgs) if f.name == name).metadata["description"])
+    """The description of FleetSimArgs field ``name`` (one text for the CLI and launch files) as
+    an argparse help string ('%' escaped: argparse formats help with %-style specifiers)."""
+    text = str(next(f for f in fields(FleetSimArgs) if f.name == name).metadata["description"])
+    return text.replace("%", "%%")
 
 
 def launch_arguments() -> list[tuple[str, str, str]]:
