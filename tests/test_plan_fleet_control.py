@@ -3,6 +3,8 @@ among flying, landing and holding drones, the PID baseline's state, the command 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,7 @@ from wm_agent.planning.fleet_control import (
     PHASE_TO_PICKUP,
     FleetControlConfig,
     FleetController,
+    replan_group,
 )
 from wm_agent.planning.pid import PidConfig, PidController
 from wm_agent.planning.safety import SafetyConfig, SafetyFilter
@@ -38,6 +41,19 @@ def test_pad_zone_limit_slows_only_drones_over_the_pad_field() -> None:
     np.testing.assert_allclose(out[0] / np.linalg.norm(out[0]), [1.0, 0.0, 0.0])  # direction kept
     off, _ = controller(pad_zone_speed=0.0)
     np.testing.assert_array_equal(off.pad_zone_limit(pos, cmd), cmd)
+
+
+def test_pad_zone_limit_covers_each_pad_field_not_the_space_between() -> None:
+    """warehouse_10k has four pad fields: the limit applies over each (grown by the margin), not
+    over the box around all four (which is most of the building)."""
+    sc = load_scenario("warehouse_10k", drones=400)
+    ctl = FleetController(sc, None, SafetyFilter(SafetyConfig.from_airframe(sc.airframe)),
+                          FleetControlConfig(pad_zone_speed=1.0, pad_zone_margin=0.5))
+    pads = np.asarray(sc.home_pads)
+    over = pads[sc.pad_field == 3][0] + [0.0, 0.0, 1.0]
+    between = np.array([100.0, 55.0, 1.0])  # centre of the building, between the fields
+    out = ctl.pad_zone_limit(np.array([over, between]), np.array([[3.0, 0.0, 0.0]] * 2))
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), [1.0, 3.0])
 
 
 def test_pad_zone_config_is_validated() -> None:
@@ -67,9 +83,9 @@ def test_routes_to_a_station_bay_lead_to_the_station_then_straight_to_the_bay() 
     sc = load_scenario("warehouse_10k", drones=12)
     assert sc.station_bays.shape[0] > 1
     ctl = FleetController(sc, None, SafetyFilter(SafetyConfig.from_airframe(sc.airframe)))
-    station = np.asarray(sc.stations["pick_a"], np.float64)
+    station = np.asarray(sc.stations["drop_b1w"], np.float64)  # west wall, open to the east
     bay = station + sc.station_bays[-1]
-    goals = np.array([bay, [60.0, 20.0, 1.0]])  # a bay of pick_a; an ordinary point
+    goals = np.array([bay, [60.0, 45.0, 1.0]])  # a bay of drop_b1w; an ordinary point
     via, approach = ctl.route_goals(goals)
     np.testing.assert_allclose(via[0, :2], station[:2])
     np.testing.assert_allclose(approach[0], np.linalg.norm(sc.station_bays[-1, :2]))
@@ -196,3 +212,75 @@ def test_targets_phase_and_mode_table(phase: int, has_goal: bool, grounded: bool
         assert target[0, 2] == 1.2  # home goals at cruise altitude
     elif phase in (1, 2):
         assert target[0, 2] == 0.5  # no goal below min_altitude
+
+
+def test_replan_groups_are_even_within_every_planner_shard() -> None:
+    """The staggered-replanning groups of 10,000 ids are within 5 % of even, also inside each
+    id % K shard (a plain id % G would leave shard 0 of K = 2 with nothing to plan every other
+    step when G = 2)."""
+    ids = np.arange(10_000)
+    for groups in (2, 3, 4):
+        g = replan_group(ids, groups)
+        assert set(np.unique(g)) == set(range(groups))
+        for k in (1, 2, 4):
+            counts = np.bincount(g[ids % k == 0], minlength=groups)
+            assert counts.min() >= 0.95 * counts.sum() / groups, (groups, k, counts)
+    np.testing.assert_array_equal(replan_group(ids, 3), replan_group(ids.astype(np.uint32), 3))
+    with pytest.raises(ConfigError, match="replan_groups"):
+        FleetControlConfig(replan_groups=0)
+
+
+class _CountingPlanner:
+    """Wraps a Planner and records the batch of every plan() call."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.batches = inner, []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def plan(self, obs: np.ndarray, *args: Any) -> Any:
+        self.batches.append(obs.shape[0])
+        return self.inner.plan(obs, *args)
+
+
+def test_staggered_replanning_plans_one_group_a_step_and_advances_the_other_plans() -> None:
+    """replan_groups = 3: the first step plans every flying drone (no plan yet), then each step
+    plans only the drones of its group; the others' plans are their previous plans shifted one
+    step (warm start kept), so each drone is planned every third step. A drone that starts
+    flying is planned at once."""
+    n = 30
+    cfg = PlannerNodeConfig(scenario="warehouse", drones=n + 1,
+                            control=FleetControlConfig(replan_groups=3))
+    _, ctl = build_controller(cfg)
+    assert ctl.planner is not None
+    counting = _CountingPlanner(ctl.planner)
+    ctl.planner = counting  # type: ignore[assignment]
+    rng = np.random.default_rng(0)
+    ids = np.arange(n + 1)
+    pos = np.column_stack([rng.uniform(8.0, 30.0, n + 1), rng.uniform(4.0, 25.0, n + 1),
+                           np.full(n + 1, 1.2)])
+    z = np.zeros((n + 1, 3))
+    quat = np.tile([0.0, 0.0, 0.0, 1.0], (n + 1, 1))
+    goals = np.column_stack([rng.uniform(25.0, 35.0, n + 1), rng.uniform(5.0, 25.0, n + 1),
+                             np.ones(n + 1)])
+    phases = np.full(n + 1, PHASE_TO_PICKUP)
+    has_goal = np.r_[np.ones(n, bool), False]  # the last drone holds until step 4
+    group = replan_group(ids, 3)
+    for step in range(7):
+        if step == 4:
+            has_goal[n] = True
+        rows = ctl._rows(ids)
+        before = ctl._plans[rows].copy()
+        out = ctl.command(ids, pos, z, quat, z, np.zeros(n + 1, bool), goals, phases, has_goal,
+                          step=step)
+        after = ctl._plans[rows]
+        planned = has_goal & ((group == step % 3) | (step == 0))
+        planned[n] |= step == 4
+        assert counting.batches[-1] == np.count_nonzero(planned), step
+        assert out.planned == np.count_nonzero(has_goal)  # every flying drone is commanded
+        kept = ~planned & has_goal
+        np.testing.assert_array_equal(
+            after[kept], np.concatenate([before[kept, 1:], before[kept, -1:]], axis=1))
+        assert not np.array_equal(after[planned], before[planned])
+        assert np.isfinite(out.velocity).all() and np.abs(out.velocity[:n]).max() > 0.05

@@ -9,7 +9,7 @@ import pytest
 
 from wm_agent.errors import ConfigError
 from wm_agent.nodes.planning_common import PlannerNodeConfig, build_controller
-from wm_agent.planning.fleet_control import PHASE_TO_HOME, PHASE_TO_PICKUP
+from wm_agent.planning.fleet_control import PHASE_TO_HOME, PHASE_TO_PICKUP, FleetControlConfig
 from wm_agent.planning.shards import ShardSpec
 from wm_agent.sim.command_buffer import CommandMode
 
@@ -40,16 +40,19 @@ def _fleet(n: int, seed: int) -> tuple[np.ndarray, ...]:
     return pos, vel, quat, goals, phases
 
 
-@pytest.mark.parametrize("backend", ["onnxruntime", "classical"])
-def test_two_shards_command_what_one_planner_commands(backend: str) -> None:
+@pytest.mark.parametrize(("backend", "groups"),
+                         [("onnxruntime", 1), ("classical", 1), ("onnxruntime", 3)])
+def test_two_shards_command_what_one_planner_commands(backend: str, groups: int) -> None:
     """Each shard plans its drones with the whole fleet as neighbours and the step's noise: the
     two partial commands merged by id are one planner's command (measured bit-identical with
-    onnxruntime; the tolerance allows a BLAS kernel that blocks a smaller batch differently)."""
+    onnxruntime; the tolerance allows a BLAS kernel that blocks a smaller batch differently);
+    with staggered replanning too (the groups are a function of the id alone)."""
     n, steps = 24, 6
-    cfg = PlannerNodeConfig(scenario="warehouse", drones=n, backend=backend)
+    control = FleetControlConfig(replan_groups=groups)
+    cfg = PlannerNodeConfig(scenario="warehouse", drones=n, backend=backend, control=control)
     _, one = build_controller(cfg)
-    shards = [build_controller(PlannerNodeConfig(scenario="warehouse", drones=n,
-                                                 backend=backend, shards=2, shard=k))[1]
+    shards = [build_controller(PlannerNodeConfig(scenario="warehouse", drones=n, backend=backend,
+                                                 shards=2, shard=k, control=control))[1]
               for k in range(2)]
     ids = np.arange(n)
     pos, vel, quat, goals, phases = _fleet(n, 1)

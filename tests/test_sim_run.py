@@ -59,6 +59,19 @@ def test_run_delivers_and_its_bag_reads_back_independently(tmp_path: Path) -> No
     assert counts == {k: v for k, v in recorded.items() if v}
     metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert metrics["tasks"] == m["tasks"]
+    # every node's stage times came over /fleet/stage_times into the bag: wall ms per sim s
+    budget = {(b["node"], b["stage"]): b for b in metrics["stages"]}
+    for key in [("sim_bridge", s) for s in ("physics", "controller", "collisions", "state_out",
+                                              "command_in")] + [
+            ("fleet_planner", s) for s in ("state_in", "observations", "plan", "safety",
+                                             "command_out")] + [
+            ("fleet_coordinator", s) for s in ("state_in", "solve", "assignments_out")] + [
+            ("recorder", "write")]:
+        assert key in budget and budget[key]["ms_per_sim_s"] > 0, (key, sorted(budget))
+    # lockstep: physics and the planner's state input run once per control period (48 Hz)
+    assert budget[("sim_bridge", "physics")]["calls_per_sim_s"] == pytest.approx(48, rel=0.05)
+    assert budget[("fleet_planner", "state_in")]["calls_per_sim_s"] == pytest.approx(48, rel=0.1)
+    assert budget[("fleet_planner", "plan")]["calls_per_sim_s"] <= 12.5  # replan_every 4
     # the run's own report (its collisions are the console's: one source), with the animation
     report = json.loads((tmp_path / "a" / "report" / "metrics.json").read_text())
     assert report["collisions"] == m["collisions"] == 0

@@ -17,6 +17,7 @@ from wm_agent.errors import MessageError
 from wm_agent.fleet.tasks import TaskSpec
 from wm_agent.fleet.validation import RejectCode, Rejection, show
 from wm_agent.interfaces import require_interfaces
+from wm_agent.stages import StageReport
 
 __all__ = [
     "FleetCommandArrays",
@@ -158,6 +159,21 @@ def time_msg(t_s: float) -> Any:
 
     ns = round(float(t_s) * 1e9)
     return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def stage_report_from_msg(msg: Any) -> StageReport:
+    """A StageTimes message as a :class:`~wm_agent.stages.StageReport`, checked: one wall time
+    and one call count per stage, finite and >= 0, and sim_s finite and >= 0."""
+    stages, ms, calls = list(msg.stages), [float(v) for v in msg.wall_ms], list(msg.calls)
+    if not (len(stages) == len(ms) == len(calls)):
+        raise MessageError(f"StageTimes from {msg.node!r}: {len(stages)} stages, {len(ms)} wall "
+                           f"times, {len(calls)} call counts (one each per stage)")
+    sim_s = float(msg.sim_s)
+    if not all(np.isfinite(v) and v >= 0 for v in [*ms, sim_s]):
+        raise MessageError(f"StageTimes from {msg.node!r}: wall times and sim_s must be finite "
+                           "and >= 0")
+    return StageReport(str(msg.node), tuple(map(str, stages)), tuple(ms), tuple(map(int, calls)),
+                       sim_s)
 
 
 def seconds(stamp: Any) -> float:

@@ -352,6 +352,26 @@ def planner_answered(bag: Path, exclude: tuple[float, float] | None = None) -> d
             "fraction": answered / len(counted) if counted else None}
 
 
+def stage_budget(bag: Path) -> list[dict[str, Any]]:
+    """Wall ms per sim second of each node's stages (/fleet/stage_times in the bag,
+    wm_agent.stages), biggest first; malformed reports are skipped."""
+    from wm_agent.bags import open_bag
+    from wm_agent.conversions import stage_report_from_msg
+    from wm_agent.errors import MessageError
+    from wm_agent.stages import per_sim_second
+
+    reports = []
+    if bag.is_dir():
+        with open_bag(bag) as reader:
+            if topics.STAGE_TIMES in reader.topics:
+                for d in reader.decoded([topics.STAGE_TIMES]):
+                    try:
+                        reports.append(stage_report_from_msg(d.msg))
+                    except MessageError:
+                        continue
+    return [asdict(b) for b in per_sim_second(reports)]
+
+
 def recorder_losses(bag: Path) -> dict[str, dict[str, int]]:
     """Topic → ``{"lost", "received"}`` for the topics on which the recorder lost messages
     (sequence gaps and middleware events it counted: metadata.yaml ``custom_data``
@@ -450,6 +470,8 @@ def _metrics(opts: RunOptions, seen: Any, reports: list[StopReport], wall_total:
         },
         "planner_answered": planner_answered(bag, exclude) if sim_t > 0 else None,
         "recorder_lost": recorder_losses(bag),
+        "wall_s_per_sim_s": 1.0 / seen.real_time_factor if seen.real_time_factor else None,
+        "stages": stage_budget(bag) if sim_t > 0 else [],
         "bag_warnings": bag_warnings,
         "collisions": recorded["collisions"] if recorded else None,
         "tasks": ledger,
@@ -553,6 +575,10 @@ def print_summary(metrics: dict[str, Any], run_dir: Path, stream: Any = sys.stdo
         f"collisions: {metrics['collisions'] if metrics['collisions'] is not None else '—'}; "
         f"bag {metrics['bag_bytes'] / 1e6:.1f} MB",
     ]
+    if metrics.get("stages"):
+        from wm_agent.stages import StageBudget, format_budget
+
+        lines.append(format_budget([StageBudget(**b) for b in metrics["stages"]], top=8))
     for r in metrics["node_stops"]:
         lines.append(f"  {r['name']}: stopped in {r['seconds']:.2f} s, exit {r['returncode']}"
                      + (" (forced)" if r["forced"] else ""))

@@ -14,6 +14,7 @@ FLEET_EVENTS = "/fleet/events"            # wm_agent_msgs/FleetEvents
 FLEET_ASSIGNMENTS = "/fleet/assignments"  # wm_agent_msgs/FleetAssignments
 FLEET_METRICS = "/fleet/metrics"          # wm_agent_msgs/FleetMetrics
 PLANNER_STATUS = "/fleet/planner_status"  # wm_agent_msgs/PlannerStatus
+STAGE_TIMES = "/fleet/stage_times"        # wm_agent_msgs/StageTimes: wall ms per stage, per node
 DRONE_STATUS = "/fleet/drone_status"      # wm_agent_msgs/DroneStatus (heartbeats)
 TASK_STATUS = "/tasks/status"             # wm_agent_msgs/TaskStatus
 TASK_BULK = "/tasks/bulk"                 # wm_agent_msgs/TaskArray

@@ -34,6 +34,7 @@ PROJECT_TOPICS: tuple[str, ...] = (
     topics.FLEET_ASSIGNMENTS,
     topics.FLEET_METRICS,
     topics.PLANNER_STATUS,
+    topics.STAGE_TIMES,
     topics.DRONE_STATUS,
     topics.TASK_STATUS,
     topics.TASK_BULK,

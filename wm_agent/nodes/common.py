@@ -15,7 +15,11 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
+from wm_agent import qos, topics
+from wm_agent.conversions import time_msg
 from wm_agent.errors import WmAgentError
+from wm_agent.interfaces import require_interfaces
+from wm_agent.stages import StageReport, StageTimer
 
 T = TypeVar("T")
 
@@ -80,6 +84,37 @@ def declare_config(node: Node, cls: type[T]) -> T:
         node.declare_parameter(name, default, descriptor)
         values[name] = node.get_parameter(name).value
     return build_config(cls, values)
+
+
+class StageReporter:
+    """A node's :class:`~wm_agent.stages.StageTimer` (``self.timer``), published on
+    /fleet/stage_times once ``period_s`` of sim time passed since the previous report. The
+    node calls :meth:`tick` with the sim time of the data it just handled (no timer: a lockstep
+    run's sim seconds can take many wall seconds)."""
+
+    def __init__(self, node: Node, period_s: float = 1.0) -> None:
+        self.node = node
+        self.period_s = period_s
+        self.timer = StageTimer()
+        self.msgs, _ = require_interfaces()
+        self.pub = node.create_publisher(self.msgs.StageTimes, topics.STAGE_TIMES, qos.EVENTS)
+        self._since: float | None = None
+
+    def tick(self, sim_s: float) -> None:
+        """Publish (and reset) the stage times if ``period_s`` sim seconds passed."""
+        if self._since is None or sim_s < self._since:
+            self._since = sim_s  # first data, or sim time went back (a new run): start here
+            self.timer.take(self.node.get_name(), 0.0)
+            return
+        if sim_s - self._since < self.period_s:
+            return
+        r: StageReport = self.timer.take(self.node.get_name(), sim_s - self._since)
+        self._since = sim_s
+        m = self.msgs.StageTimes()
+        m.header.stamp = time_msg(sim_s)
+        m.node, m.stages, m.sim_s = r.node, list(r.stages), r.sim_s
+        m.wall_ms, m.calls = list(r.wall_ms), list(r.calls)
+        self.pub.publish(m)
 
 
 def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> None:

@@ -28,7 +28,7 @@ from wm_agent.fleet.task_stream import TaskStream, TaskStreamConfig
 from wm_agent.fleet.tasks import TaskState, Transition
 from wm_agent.fleet.validation import RejectCode, Rejection, show
 from wm_agent.interfaces import require_interfaces
-from wm_agent.nodes.common import declare_config, run_node
+from wm_agent.nodes.common import StageReporter, declare_config, run_node
 from wm_agent.sim.scenario import load_scenario
 
 
@@ -110,6 +110,7 @@ class FleetCoordinatorNode(Node):
         if not self.cfg.lockstep:  # lockstep solves in on_state, on the state's own clock
             self.create_timer(min(0.1, self.cfg.coordinator.solve_period_s), self.on_solve_timer)
         self.stream: TaskStream | None = None
+        self.stages = StageReporter(self)  # wall time per stage on /fleet/stage_times
         if self.cfg.lockstep and self.cfg.task_rate_per_min > 0:
             self.stream = TaskStream(
                 sorted(sc.pick_stations), sorted(sc.drop_stations),
@@ -178,11 +179,13 @@ class FleetCoordinatorNode(Node):
 
     # -- fleet ----------------------------------------------------------------------------------------
     def on_state(self, msg: Any) -> None:
-        try:
-            s = fleet_state_from_msg(msg)
-        except MessageError as exc:
-            self.get_logger().warning(f"dropped malformed FleetState: {exc}")
-            return
+        timer = self.stages.timer
+        with timer.stage("state_in"):
+            try:
+                s = fleet_state_from_msg(msg)
+            except MessageError as exc:
+                self.get_logger().warning(f"dropped malformed FleetState: {exc}")
+                return
         lost = (s.status & self.msgs.FleetState.LOST) != 0
         collided = (s.status & self.msgs.FleetState.COLLIDED) != 0
         # a crashed drone, and one whose commands stopped long enough for the failsafe to land
@@ -197,15 +200,19 @@ class FleetCoordinatorNode(Node):
                 if not result.accepted:
                     self.get_logger().warning(f"task stream: {spec.task_id} rejected: {result.reason}",
                                               throttle_duration_sec=5.0)
-        self.core.observe_fleet(s.ids[alive], s.position[alive].astype(np.float64), t)
+        with timer.stage("observe"):
+            self.core.observe_fleet(s.ids[alive], s.position[alive].astype(np.float64), t)
         if self.cfg.lockstep:
-            self.core.maybe_solve(t)
+            with timer.stage("solve"):
+                self.core.maybe_solve(t)
         self.flush_transitions()
         if self.cfg.lockstep:
             self.publish_assignments(stamp=msg.header.stamp)  # the planner waits for this one
+        self.stages.tick(t)
 
     def on_solve_timer(self) -> None:
-        solved = self.core.maybe_solve(self.now()) is not None
+        with self.stages.timer.stage("solve"):
+            solved = self.core.maybe_solve(self.now()) is not None
         self.flush_transitions()
         if solved:
             self.publish_assignments()
@@ -217,6 +224,10 @@ class FleetCoordinatorNode(Node):
 
     # -- outputs --------------------------------------------------------------------------------------
     def publish_assignments(self, stamp: Any = None) -> None:
+        with self.stages.timer.stage("assignments_out"):
+            self._publish_assignments(stamp)
+
+    def _publish_assignments(self, stamp: Any) -> None:
         table = self.core.assignments()
         m = self.msgs.FleetAssignments()
         m.header.stamp = stamp if stamp is not None else time_msg(self.now())
@@ -229,8 +240,9 @@ class FleetCoordinatorNode(Node):
         self.assign_pub.publish(m)
 
     def flush_transitions(self) -> None:
-        for tr in self.core.drain_transitions():
-            self.status_pub.publish(self.transition_msg(tr))
+        with self.stages.timer.stage("status_out"):
+            for tr in self.core.drain_transitions():
+                self.status_pub.publish(self.transition_msg(tr))
 
     def transition_msg(self, tr: Transition) -> Any:
         m = self.msgs.TaskStatus()

@@ -9,10 +9,11 @@ import numpy as np
 from rclpy.node import Node
 
 from wm_agent import qos, topics
-from wm_agent.conversions import fleet_state_from_msg
-from wm_agent.errors import ConfigError
+from wm_agent.conversions import fleet_state_from_msg, stage_report_from_msg
+from wm_agent.errors import ConfigError, MessageError
 from wm_agent.interfaces import require_interfaces
 from wm_agent.nodes.common import declare_config, run_node
+from wm_agent.stages import StageReport, format_budget, per_sim_second
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,11 @@ class FleetMonitor(Node):
         self.states = 0
         self.events = 0
         self.metrics: Any = None
+        self.stage_reports: list[StageReport] = []  # since the last summary
         self.create_subscription(msgs.FleetState, topics.FLEET_STATE, self.on_state, qos.STATE)
         self.create_subscription(msgs.FleetEvents, topics.FLEET_EVENTS, self.on_events, qos.EVENTS)
         self.create_subscription(msgs.FleetMetrics, topics.FLEET_METRICS, self.on_metrics, qos.EVENTS)
+        self.create_subscription(msgs.StageTimes, topics.STAGE_TIMES, self.on_stages, qos.EVENTS)
         self.create_timer(self.cfg.period_s, self.report)
 
     def on_state(self, msg: Any) -> None:
@@ -48,6 +51,12 @@ class FleetMonitor(Node):
 
     def on_metrics(self, msg: Any) -> None:
         self.metrics = msg
+
+    def on_stages(self, msg: Any) -> None:
+        try:
+            self.stage_reports.append(stage_report_from_msg(msg))
+        except MessageError as exc:
+            self.get_logger().warning(f"dropped malformed StageTimes: {exc}")
 
     def report(self) -> None:
         if self.last_state is None:
@@ -66,6 +75,9 @@ class FleetMonitor(Node):
             m = self.metrics
             line += f" queued={m.queued} delivered={m.delivered} lost={m.lost_drones}"
         self.get_logger().info(line)
+        if self.stage_reports:  # where the wall time went since the last summary
+            self.get_logger().info(format_budget(per_sim_second(self.stage_reports), top=8))
+            self.stage_reports = []
 
 
 def main(args: list[str] | None = None) -> None:

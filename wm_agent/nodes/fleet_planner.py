@@ -26,7 +26,7 @@ from wm_agent.conversions import (
 )
 from wm_agent.errors import MessageError
 from wm_agent.interfaces import require_interfaces
-from wm_agent.nodes.common import declare_config, run_node
+from wm_agent.nodes.common import StageReporter, declare_config, run_node
 from wm_agent.nodes.planning_common import PlannerNodeConfig, build_controller
 from wm_agent.planning.lockstep import LockstepPairing
 
@@ -44,6 +44,7 @@ class FleetPlannerNode(Node):
         self.last_ids: np.ndarray = np.zeros(0, np.uint32)
         self.last_mine: np.ndarray = np.zeros(0, bool)
         self.sub_total = np.zeros(4, np.uint64)
+        self.stages = StageReporter(self)  # wall time per stage on /fleet/stage_times
         # lockstep: states wait for the assignments the coordinator computed from them
         self.lockstep: LockstepPairing[Any, dict[int, tuple[np.ndarray, int]]] = LockstepPairing({})
         self.cmd_pub = self.create_publisher(self.msgs.FleetCommand, topics.FLEET_COMMAND, qos.COMMAND)
@@ -59,12 +60,14 @@ class FleetPlannerNode(Node):
         )
 
     def on_assignments(self, msg: Any) -> None:
-        try:
-            a = fleet_assignments_from_msg(msg)
-        except MessageError as exc:
-            self.get_logger().warning(f"dropped malformed FleetAssignments: {exc}")
-            return
-        table = {int(i): (a.goal[k].astype(np.float64), int(a.phases[k])) for k, i in enumerate(a.ids)}
+        with self.stages.timer.stage("assignments_in"):
+            try:
+                a = fleet_assignments_from_msg(msg)
+            except MessageError as exc:
+                self.get_logger().warning(f"dropped malformed FleetAssignments: {exc}")
+                return
+            table = {int(i): (a.goal[k].astype(np.float64), int(a.phases[k]))
+                     for k, i in enumerate(a.ids)}
         if not self.cfg.lockstep:
             self.goal_of = table
             return
@@ -89,21 +92,25 @@ class FleetPlannerNode(Node):
                 throttle_duration_sec=5.0)
 
     def answer(self, msg: Any) -> None:
-        try:
-            s = fleet_state_from_msg(msg)
-        except MessageError as exc:
-            self.get_logger().warning(f"dropped malformed FleetState: {exc}")
-            return
+        timer = self.stages.timer
+        with timer.stage("state_in"):
+            try:
+                s = fleet_state_from_msg(msg)
+            except MessageError as exc:
+                self.get_logger().warning(f"dropped malformed FleetState: {exc}")
+                return
         period = s.step // self.cfg.replan_every
         if self.last is None or period != self.last_period or not np.array_equal(s.ids, self.last_ids):
             self.replan(msg, s)
             self.last_period = period
-        out, k = self.last, self.last_mine
-        cmd = FleetCommandArrays(ids=self.last_ids[k], velocity=out.velocity[k],
-                                 yaw_rate=out.yaw_rate[k], mode=out.mode[k], step=s.step + 1)
-        m = fleet_command_to_msg(cmd)
-        m.header.stamp = msg.header.stamp
-        self.cmd_pub.publish(m)
+        with timer.stage("command_out"):
+            out, k = self.last, self.last_mine
+            cmd = FleetCommandArrays(ids=self.last_ids[k], velocity=out.velocity[k],
+                                     yaw_rate=out.yaw_rate[k], mode=out.mode[k], step=s.step + 1)
+            m = fleet_command_to_msg(cmd)
+            m.header.stamp = msg.header.stamp
+            self.cmd_pub.publish(m)
+        self.stages.tick(_ns(msg.header.stamp) * 1e-9)
 
     def replan(self, msg: Any, s: Any) -> None:
         n = s.ids.size
@@ -122,6 +129,7 @@ class FleetPlannerNode(Node):
                                    grounded, goals, phases, has_goal, mine=mine,
                                    step=s.step // self.cfg.replan_every)
         self.last, self.last_ids, self.last_mine = out, s.ids.copy(), mine
+        self.stages.timer.add_all(out.stages)
         self.sub_total += out.substitutions.astype(np.uint64)
         st = self.msgs.PlannerStatus()
         st.header.stamp = msg.header.stamp

@@ -41,7 +41,7 @@ from wm_agent.bags.recording import (
 from wm_agent.bags.stamps import StampLocation, read_stamp, stamp_location
 from wm_agent.bags.writer import BagWriter, QosInfo
 from wm_agent.errors import BagError, ConfigError
-from wm_agent.nodes.common import declare_config, run_node
+from wm_agent.nodes.common import StageReporter, declare_config, run_node
 
 TIME_SOURCES = ("receive", "ros")
 COMPRESSIONS = ("zstd", "lz4", "none")
@@ -116,6 +116,7 @@ class Recorder(Node):
         output = self.cfg.output or time.strftime("bags/wm_agent_%Y%m%d_%H%M%S")
         self.loss = LossTracker()
         self.limiter = RateLimiter(parse_rates(self.cfg.rates))
+        self.stages = StageReporter(self)  # wall time per stage on /fleet/stage_times
         self.writer = BagWriter(
             Path(output),
             max_file_bytes=int(self.cfg.max_file_size_mb * 1e6),
@@ -208,7 +209,10 @@ class Recorder(Node):
         if skipped:
             self.get_logger().debug(f"{topic}: {skipped} message(s) lost before this one")
         if self.limiter.keep(topic, stamp):
-            self.writer.write(topic, data, stamp)
+            with self.stages.timer.stage("write"):
+                self.writer.write(topic, data, stamp)
+        if self.cfg.time_source == "ros":  # stage times per sim second need sim time
+            self.stages.tick(stamp * 1e-9)
 
     def close(self) -> None:
         if self.writer.closed:

@@ -37,7 +37,7 @@ from wm_agent.conversions import (
 from wm_agent.errors import ConfigError, MessageError
 from wm_agent.graph import DEFAULT_ODOM_DRONES
 from wm_agent.interfaces import require_interfaces, require_tf2_msgs
-from wm_agent.nodes.common import declare_config, run_node
+from wm_agent.nodes.common import StageReporter, declare_config, run_node
 from wm_agent.sim.command_buffer import CommandBuffer, CommandMode
 from wm_agent.sim.modes import AUTO_MOTOR_MAX_DRONES, Fidelity, SimMode, resolve_fidelity
 from wm_agent.sim.radio import RadioDropout
@@ -162,6 +162,8 @@ class SimBridge(Node):
         self.events_total = 0
         self._status_map = self._build_status_map()
         self._stale = np.zeros(self.n, bool)  # drones whose commands stopped (failsafe landed)
+        self.stages = StageReporter(self)  # wall time per stage on /fleet/stage_times
+        self._sim_timings = self.sim.timings()
 
         self.clock_pub = self.create_publisher(Clock, topics.CLOCK, qos.CLOCK)
         self.state_pub = self.create_publisher(self.msgs.FleetState, topics.FLEET_STATE, qos.STATE)
@@ -201,14 +203,15 @@ class SimBridge(Node):
 
     # -- inputs ------------------------------------------------------------------------------------
     def on_fleet_command(self, msg: Any) -> None:
-        try:
-            cmd = fleet_command_from_msg(msg)
-        except MessageError as exc:
-            self.get_logger().warning(f"dropped malformed FleetCommand: {exc}")
-            return
-        keep = self.radio.up(cmd.ids, self.sim.sim_time)  # a drone whose radio is down hears nothing
-        ids, vel, yaw, mode = cmd.ids[keep], cmd.velocity[keep], cmd.yaw_rate[keep], cmd.mode[keep]
-        self.commands.submit(ids, vel, yaw, mode, cmd.step)
+        with self.stages.timer.stage("command_in"):
+            try:
+                cmd = fleet_command_from_msg(msg)
+            except MessageError as exc:
+                self.get_logger().warning(f"dropped malformed FleetCommand: {exc}")
+                return
+            keep = self.radio.up(cmd.ids, self.sim.sim_time)  # a drone whose radio is down hears nothing
+            ids, vel, yaw, mode = cmd.ids[keep], cmd.velocity[keep], cmd.yaw_rate[keep], cmd.mode[keep]
+            self.commands.submit(ids, vel, yaw, mode, cmd.step)
         if self.cfg.mode == SimMode.LOCKSTEP and not self._done():
             self.lockstep_tick()  # advance as soon as the last expected command is in
 
@@ -302,6 +305,10 @@ class SimBridge(Node):
         cmd_vel, yaw_rate, fresh = self.commands.take(lockstep_step)
         t_before = self.sim.sim_time
         self.sim.step(cmd_vel, yaw_rate, fresh)
+        timings = self.sim.timings()  # controller, physics, collisions, readout [s], cumulative
+        for stage, total in timings.items():
+            self.stages.timer.add(stage, (total - self._sim_timings.get(stage, 0.0)) * 1e3)
+        self._sim_timings = timings
         self.step_count += 1
         self.lockstep_wait_since = time.monotonic()
         t = self.sim.sim_time
@@ -317,11 +324,15 @@ class SimBridge(Node):
         self._stale = stale
         self.clock_pub.publish(Clock(clock=time_msg(t)))
         events = self.sim.drain_events()
+        timer = self.stages.timer
         if events:
-            self.publish_events(events)
+            with timer.stage("events"):
+                self.publish_events(events)
         if lockstep_step is not None or self.step_count % self.state_every == 0:
             self.publish_state()
-        self.publish_markers()
+        with timer.stage("markers"):
+            self.publish_markers()
+        self.stages.tick(t)
 
     def register(self, drone: int, why: str) -> None:
         """Register ``drone`` with the coordinator again (asynchronous; logged)."""
@@ -356,13 +367,15 @@ class SimBridge(Node):
             status=self._status_map[s.status[rows]],
             step=self.step_count,
         )
-        msg = fleet_state_to_msg(arrays, frame_id=self.cfg.frame_id)
-        msg.header.stamp = time_msg(s.time)
-        self.state_pub.publish(msg)
-        if self.odom_pubs:
-            self.publish_odometry(s)
-        if self.tf_pub is not None:
-            self.publish_tf(s)
+        with self.stages.timer.stage("state_out"):
+            msg = fleet_state_to_msg(arrays, frame_id=self.cfg.frame_id)
+            msg.header.stamp = time_msg(s.time)
+            self.state_pub.publish(msg)
+        with self.stages.timer.stage("odometry"):
+            if self.odom_pubs:
+                self.publish_odometry(s)
+            if self.tf_pub is not None:
+                self.publish_tf(s)
 
     def publish_odometry(self, s: Any) -> None:
         ids = self.odom_ids

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from wm_agent.errors import ConfigError
 from wm_agent.planning.pid import PidConfig, PidController
-from wm_agent.planning.planner import Planner
+from wm_agent.planning.planner import Planner, stagger_step
 from wm_agent.planning.routes import NavGrid
 from wm_agent.planning.safety import SafetyFilter
 from wm_agent.sim.command_buffer import CommandMode
@@ -52,8 +52,15 @@ class FleetControlConfig:
     pad_zone_speed: float = _p(1.0, "speed limit over the home-pad field, where drones take off "
                                "and land next to each other [m/s] (0 = off)")
     pad_zone_margin: float = _p(0.5, "the pad field grown by this for the speed limit [m]")
+    replan_groups: int = _p(1, "staggered replanning: the flying drones replan in this many "
+                            "groups, one group per planning step (spread by a hash of the id); "
+                            "the others fly their previous plan advanced one step (1 = every "
+                            "drone every step)")
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.replan_groups, int) and 1 <= self.replan_groups <= 64):
+            raise ConfigError(f"fleet control: replan_groups must be an integer in 1..64, got "
+                              f"{self.replan_groups!r}")
         if not (np.isfinite(self.pad_zone_speed) and self.pad_zone_speed >= 0
                 and np.isfinite(self.pad_zone_margin) and self.pad_zone_margin >= 0):
             raise ConfigError("fleet control: pad_zone_speed and pad_zone_margin must be >= 0")
@@ -62,10 +69,20 @@ class FleetControlConfig:
                 raise ConfigError(f"fleet control: {name} must be > 0, got {getattr(self, name)}")
 
 
+def replan_group(ids: NDArray[np.integer], groups: int) -> NDArray[np.int64]:
+    """The staggered-replanning group (0..groups-1) of each drone id: a multiplicative hash of
+    the id (Knuth's 2654435761), so that the groups stay even inside any id % K planner shard
+    and do not depend on K (2 shards replan the same drones at the same step as one planner)."""
+    h = (np.asarray(ids, np.uint64) * np.uint64(2654435761)) % np.uint64(1 << 32)
+    out: NDArray[np.int64] = ((h >> np.uint64(16)) % np.uint64(groups)).astype(np.int64)
+    return out
+
+
 class FleetCommandOut(NamedTuple):
     """Commands for the N drones of the call: velocity [m/s] (N,3), yaw rate [rad/s] (N,), mode
     (N,) CommandMode, plus the planning step's latency [ms], substitution counts (4,) indexed by
-    PlannerStatus.SUB_* and how many drones were planned."""
+    PlannerStatus.SUB_*, how many drones were planned, and the step's wall time per stage [ms]
+    (targets, observations, plan, safety: wm_agent.stages)."""
 
     velocity: NDArray[np.float64]
     yaw_rate: NDArray[np.float64]
@@ -73,6 +90,7 @@ class FleetCommandOut(NamedTuple):
     latency_ms: float
     substitutions: NDArray[np.int64]
     planned: int
+    stages: dict[str, float]
 
 
 class FleetController:
@@ -88,9 +106,15 @@ class FleetController:
         self.grid = NavGrid(scenario, self.config.route_clearance, self.config.cell)
         self.pid_config = pid or PidConfig()
         self.pid = PidController(0, self.pid_config)  # rows = the id table below
+        # one box per pad field (scenario.pad_field), grown by pad_zone_margin: (F, 2) each
         pads = np.asarray(scenario.home_pads, np.float64)[:, :2]
-        self._pad_lo = pads.min(axis=0) - self.config.pad_zone_margin
-        self._pad_hi = pads.max(axis=0) + self.config.pad_zone_margin
+        field_of = np.asarray(scenario.pad_field, np.int64)
+        if field_of.shape != (pads.shape[0],):
+            field_of = np.zeros(pads.shape[0], np.int64)
+        fields = np.unique(field_of)
+        m = self.config.pad_zone_margin
+        self._pad_lo = np.array([pads[field_of == f].min(axis=0) - m for f in fields])
+        self._pad_hi = np.array([pads[field_of == f].max(axis=0) + m for f in fields])
         # Station bays (scenario ``stations.bays``): routes lead to the station, one distance
         # field for all its bays; the last metres go straight to the bay.
         self._stations = np.array([np.asarray(p, np.float64) for p in scenario.stations.values()]
@@ -99,6 +123,7 @@ class FleetController:
         h = planner.config.horizon if planner is not None else 1
         self._ids = np.zeros(0, np.int64)  # sorted drone ids of the rows below
         self._plans = np.zeros((0, h, 4), np.float32)  # warm starts (zeros = cold)
+        self._warm = np.zeros(0, bool)  # has a plan since it started flying (staggering)
         self._prev_cmd = np.zeros((0, 3))  # last safe velocity command [m/s]
 
     def pad_zone_limit(self, pos: NDArray[np.float64], cmd: NDArray[np.float64]
@@ -108,7 +133,8 @@ class FleetController:
         limit = self.config.pad_zone_speed
         if limit <= 0.0:
             return cmd
-        inside = np.all((pos[:, :2] >= self._pad_lo) & (pos[:, :2] <= self._pad_hi), axis=1)
+        xy = pos[:, None, :2]
+        inside = np.all((xy >= self._pad_lo) & (xy <= self._pad_hi), axis=2).any(axis=1)
         speed = np.linalg.norm(cmd, axis=1)
         scale = np.where(inside & (speed > limit), limit / np.maximum(speed, 1e-9), 1.0)
         out: NDArray[np.float64] = cmd * scale[:, None]
@@ -137,8 +163,9 @@ class FleetController:
             keep = np.searchsorted(all_ids, self._ids)
             plans = np.zeros((all_ids.size, *self._plans.shape[1:]), np.float32)
             prev = np.zeros((all_ids.size, 3))
-            plans[keep], prev[keep] = self._plans, self._prev_cmd
-            self._ids, self._plans, self._prev_cmd = all_ids, plans, prev
+            warm = np.zeros(all_ids.size, bool)
+            plans[keep], prev[keep], warm[keep] = self._plans, self._prev_cmd, self._warm
+            self._ids, self._plans, self._prev_cmd, self._warm = all_ids, plans, prev, warm
             self.pid.resize(all_ids.size, keep)
         rows: NDArray[np.intp] = np.searchsorted(self._ids, ids)
         return rows
@@ -164,6 +191,35 @@ class FleetController:
         landing = has_goal & ((phases == PHASE_IDLE) | over_pad) & ~grounded
         mode[landing] = CommandMode.LAND
         return target, mode, fly
+
+    def _plan(self, obs: NDArray[np.float32], valid: NDArray[np.bool_], pos: NDArray[np.float64],
+              carrot: NDArray[np.float64], fr: NDArray[np.intp], ids: NDArray[np.int64],
+              step: int | None) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float32]]:
+        """World-model commands for the flying drones at table rows ``fr``: this step's group
+        (and every drone without a plan yet) is planned in one call, the others advance their
+        plan one step and fly its first action (``replan_groups``; predicted clearance unknown:
+        inf). Returns velocity (n, 3), yaw rate (n,) and predicted clearance (n,)."""
+        assert self.planner is not None
+        groups = self.config.replan_groups
+        if groups > 1:
+            turn = (step or 0) % groups
+            now = (replan_group(ids, groups) == turn) | ~self._warm[fr]
+        else:
+            now = np.ones(fr.size, bool)
+        sel = np.flatnonzero(now)
+        noise = None if step is None else self.planner.draw_noise(sel.size, key=step)
+        r = self.planner.plan(obs[sel], pos[sel], carrot[sel], self._plans[fr[sel]], valid[sel], noise)
+        if sel.size == fr.size:
+            self._plans[fr] = r.plan
+            self._warm[fr] = True
+            return r.cmd_vel, r.yaw_rate, r.min_clearance
+        plans, clearance = stagger_step(self._plans[fr], r.plan, sel)
+        clearance[sel] = r.min_clearance
+        self._plans[fr] = plans
+        self._warm[fr[sel]] = True
+        cmd, yr = self.planner.action_spec.denormalise(plans[:, 0])
+        cmd[sel], yr[sel] = r.cmd_vel, r.yaw_rate
+        return cmd, yr, clearance
 
     def command(self, ids: NDArray[np.integer], pos: NDArray[np.floating], vel: NDArray[np.floating],
                 quat: NDArray[np.floating], body_rates: NDArray[np.floating],
@@ -199,6 +255,9 @@ class FleetController:
         subs = np.zeros(4, np.int64)
         rows = np.flatnonzero(plan_rows)
         table = self._rows(id64)
+        stages: dict[str, float] = {}
+        t1 = time.perf_counter()
+        stages["targets"] = (t1 - t0) * 1e3
         if rows.size:
             fr = table[rows]
             via, approach = self.route_goals(target[rows])
@@ -215,20 +274,25 @@ class FleetController:
             )
             prev_cmd = self._prev_cmd[fr]
             clearance = None
+            t2 = time.perf_counter()
+            stages["observations"] = (t2 - t1) * 1e3
             if self.planner is not None:
-                noise = None if step is None else self.planner.draw_noise(rows.size, key=step)
-                r = self.planner.plan(ob.obs, pos[rows], carrot, self._plans[fr], ob.valid, noise)
-                self._plans[fr] = r.plan
-                cmd, yr, clearance = r.cmd_vel, r.yaw_rate, r.min_clearance
+                cmd, yr, clearance = self._plan(ob.obs, ob.valid, pos[rows], carrot, fr, id64[rows],
+                                                step)
             else:
                 cmd, yr = self.pid.command(pos[rows], carrot, ob.obs, self.safety.config.dt, fr)
+            t3 = time.perf_counter()
+            stages["plan"] = (t3 - t2) * 1e3
             cmd = self.pad_zone_limit(pos[rows], cmd)
             out = self.safety.apply(cmd, yr, ob.obs, ob.valid, prev_cmd, pos[rows], carrot, clearance)
             velocity[rows], yaw[rows] = out.cmd_vel, out.yaw_rate
             subs += out.counts
             self._prev_cmd[fr] = out.cmd_vel
+            stages["safety"] = (time.perf_counter() - t3) * 1e3
         idle = table[~plan_rows]  # a drone that stops flying starts its next plan cold
         self._plans[idle] = 0.0
+        self._warm[idle] = False
         self._prev_cmd[idle] = 0.0
         self.pid.reset(idle)
-        return FleetCommandOut(velocity, yaw, mode, (time.perf_counter() - t0) * 1e3, subs, rows.size)
+        return FleetCommandOut(velocity, yaw, mode, (time.perf_counter() - t0) * 1e3, subs, rows.size,
+                               stages)
