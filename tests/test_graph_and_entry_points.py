@@ -81,6 +81,10 @@ def test_lockstep_graph_waits_for_the_whole_fleet_and_record_adds_a_recorder() -
     assert specs[0].name == "recorder", "the recorder starts first so it misses nothing"
     bridge = next(s for s in specs if s.name == "sim_bridge")
     assert bridge.parameters["lockstep_min_commanders"] == 7
+    assert bridge.parameters["lockstep_timeout_s"] == 0.5  # a small fleet: the bridge's default
+    big = fleet_sim_graph(FleetSimArgs(drones=10_000, scenario="warehouse_10k", mode="lockstep"))
+    # 10,000 drones: a step's work on 2 cores is 0.1-1 s; 0.5 s made the bridge advance alone
+    assert next(s for s in big if s.name == "sim_bridge").parameters["lockstep_timeout_s"] == 5.0
     for spec in specs:
         if spec.name != "sim_bridge":
             assert spec.parameters.get("use_sim_time") is True, spec.name

@@ -60,6 +60,50 @@ def test_warehouse_10k_has_pads_for_10000() -> None:
     assert s.drones == 10_000 and s.home_pads.shape == (10_000, 3)
 
 
+def test_warehouse_10k_spreads_pads_and_stations_through_the_building() -> None:
+    """The reworked layout (issue 12): four pad fields, every drone's pad within 60 m of a pick
+    and of a drop station (the old layout: stations 100+ m from the pads), tens of stations,
+    every pad clear of the shelves (checked by the loader), and a 1,000-drone fleet on this
+    map spread evenly over the four fields."""
+    s = load_scenario("warehouse_10k")
+    assert np.bincount(s.pad_field).tolist() == [2500] * 4
+    pick = np.array(list(s.pick_stations.values()))[:, :2]
+    drop = np.array(list(s.drop_stations.values()))[:, :2]
+    assert len(pick) >= 16 and len(drop) >= 16
+    pads = s.home_pads[:, :2]
+    for stations in (pick, drop):
+        nearest = np.linalg.norm(pads[:, None] - stations[None], axis=2).min(axis=1)
+        assert nearest.max() < 60.0, nearest.max()
+    assert np.bincount(load_scenario("warehouse_10k", drones=1000).pad_field).tolist() == [250] * 4
+
+
+def test_several_pad_fields_fill_round_robin_and_are_checked(tmp_path: Path) -> None:
+    data = _raw()
+    west = {"origin": [1.0, 1.0, 0.0], "spacing": 0.6, "columns": 4, "rows": 2}
+    east = {"origin": [30.0, 1.0, 0.0], "spacing": 0.6, "columns": 2, "rows": 1}
+    data["home_pads"] = [west, east]
+    data["drones"] = 6
+    s = load_scenario(_write(tmp_path, data))
+    # pad k of every field before pad k + 1: w0 e0 w1 e1 w2 w3 (east has only 2)
+    np.testing.assert_allclose(s.home_pads[:, :2], [[1.0, 1.0], [30.0, 1.0], [1.6, 1.0],
+                                                    [30.6, 1.0], [2.2, 1.0], [2.8, 1.0]])
+    assert s.pad_field.tolist() == [0, 1, 0, 1, 0, 0]
+    with pytest.raises(ConfigError, match=r"the 2 fields have 10 pads, but 11 drones"):
+        load_scenario(_write(tmp_path, data), drones=11)
+    data["home_pads"] = [west, {**east, "origin": [1.05, 1.0, 0.0]}]
+    with pytest.raises(ConfigError, match=r"closer than two collision radii .*overlap"):
+        load_scenario(_write(tmp_path, data))
+    data["home_pads"] = [west, {**east, "origin": [30.0, 1.0, 0.5]}]
+    with pytest.raises(ConfigError, match=r"home_pads\[1\]\.origin: z must be 0"):
+        load_scenario(_write(tmp_path, data))
+    data["home_pads"] = [west, {**east, "rows": 0}]
+    with pytest.raises(ConfigError, match=r"home_pads\[1\]\.rows"):
+        load_scenario(_write(tmp_path, data))
+    data["home_pads"] = []
+    with pytest.raises(ConfigError, match=r"home_pads: expected a pad field"):
+        load_scenario(_write(tmp_path, data))
+
+
 def test_warehouse_1k_puts_pads_between_shelves_and_stations_around_them() -> None:
     """The layout issue 12 asked for: 1,000 pads in the middle band, every pad and bay clear of
     the two shelf blocks, pick stations on the west and east walls, drop stations on the south

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -78,6 +78,7 @@ class Scenario:
             ``{columns, rows, spacing}`` grid centred on the station; default one bay, the
             station itself); the coordinator serves each task at one bay.
         home_pads: (N, 3) pad positions for the N drones (drone i starts on pad i) [m].
+        pad_field: (N,) the pad field (``home_pads`` entry) of each drone's pad.
         drones: N.
         task_rate_per_min: task arrival rate [1/min]. max_payload_kg: [kg].
     """
@@ -100,6 +101,7 @@ class Scenario:
     drop_stations: dict[str, NDArray[np.float64]]
     stations: dict[str, NDArray[np.float64]] = field(repr=False)
     home_pads: NDArray[np.float64] = field(repr=False)
+    pad_field: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
     drones: int = 0
     task_rate_per_min: float = 0.0
     max_payload_kg: float = 0.0
@@ -114,7 +116,10 @@ def resolve_scenario_path(path_or_name: str | Path) -> Path:
     return sim_data_dir() / "scenarios" / f"{text}.yaml"
 
 
-def _frozen(a: NDArray[np.float64]) -> NDArray[np.float64]:
+_A = TypeVar("_A", bound=np.ndarray)
+
+
+def _frozen(a: _A) -> _A:
     a.setflags(write=False)
     return a
 
@@ -252,39 +257,72 @@ def _stations(
     return out[0], out[1]
 
 
-def _home_pads(
-    label: str, pads: Any, drones: int, world_size: NDArray[np.float64], radius: float
-) -> NDArray[np.float64]:
-    v.check_keys(label, "home_pads", pads, ("origin", "spacing", "columns", "rows"))
-    origin = v.vec3(label, "home_pads.origin", pads["origin"])
-    spacing = v.number(label, "home_pads.spacing", pads["spacing"], positive=True)
-    columns = v.integer(label, "home_pads.columns", pads["columns"], minimum=1)
-    rows = v.integer(label, "home_pads.rows", pads["rows"], minimum=1)
+def _pad_grid(label: str, key: str, pads: Any, radius: float) -> NDArray[np.float64]:
+    """Every pad of one field ``{origin, spacing, columns, rows}``, row-major (P, 3) [m]."""
+    v.check_keys(label, key, pads, ("origin", "spacing", "columns", "rows"))
+    origin = v.vec3(label, f"{key}.origin", pads["origin"])
+    spacing = v.number(label, f"{key}.spacing", pads["spacing"], positive=True)
+    columns = v.integer(label, f"{key}.columns", pads["columns"], minimum=1)
+    rows = v.integer(label, f"{key}.rows", pads["rows"], minimum=1)
     if spacing < 2.0 * radius:
         raise ConfigError(
-            f"{label}: home_pads.spacing: {spacing} m is less than two collision radii "
+            f"{label}: {key}.spacing: {spacing} m is less than two collision radii "
             f"({2.0 * radius} m); neighbouring drones would start in collision"
         )
-    if columns * rows < drones:
-        need_rows = -(-drones // columns)
-        raise ConfigError(
-            f"{label}: home_pads: {columns} columns × {rows} rows = {columns * rows} pads, but "
-            f"{drones} drones need {drones} pads; set rows >= {need_rows} or columns >= "
-            f"{-(-drones // rows)}"
-        )
-    idx = np.arange(drones)
-    out = np.empty((drones, 3))
+    if origin[2] != 0.0:
+        raise ConfigError(f"{label}: {key}.origin: z must be 0 (pads lie on the floor), got "
+                          f"{origin[2]}")
+    idx = np.arange(columns * rows)
+    out = np.empty((idx.size, 3))
     out[:, 0] = origin[0] + (idx % columns) * spacing
     out[:, 1] = origin[1] + (idx // columns) * spacing
-    out[:, 2] = origin[2]
+    out[:, 2] = 0.0
+    return out
+
+
+def _home_pads(
+    label: str, pads: Any, drones: int, world_size: NDArray[np.float64], radius: float
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """``home_pads``: one pad field or a list of them. The drones' pads (N, 3) [m] and each
+    drone's field (N,): with several fields, drones take pads round-robin over the fields (pad
+    k of every field before pad k + 1 of any), so a fleet smaller than the pads is spread over
+    every cluster; a field that is full drops out of the round."""
+    fields = pads if isinstance(pads, list) else [pads]
+    if not fields:
+        raise ConfigError(f"{label}: home_pads: expected a pad field or a non-empty list of them")
+    keys = ["home_pads"] if not isinstance(pads, list) else [f"home_pads[{i}]" for i in range(len(fields))]
+    grids = [_pad_grid(label, k, f, radius) for k, f in zip(keys, fields, strict=True)]
+    total = sum(g.shape[0] for g in grids)
+    if total < drones:
+        if len(grids) == 1:
+            columns, rows = int(fields[0]["columns"]), int(fields[0]["rows"])
+            raise ConfigError(
+                f"{label}: home_pads: {columns} columns × {rows} rows = {total} pads, but "
+                f"{drones} drones need {drones} pads; set rows >= {-(-drones // columns)} or "
+                f"columns >= {-(-drones // rows)}"
+            )
+        raise ConfigError(f"{label}: home_pads: the {len(grids)} fields have {total} pads, but "
+                          f"{drones} drones need {drones} pads; add rows or fields")
+    slot = np.concatenate([np.arange(g.shape[0]) for g in grids])
+    field_of = np.concatenate([np.full(g.shape[0], f) for f, g in enumerate(grids)])
+    order = np.lexsort((field_of, slot))[:drones]  # by slot, then field: round-robin
+    out = np.concatenate(grids)[order]
     lo, hi = out.min(axis=0), out.max(axis=0)
-    if np.any(lo[:2] < radius) or np.any(hi[:2] > world_size[:2] - radius) or origin[2] != 0.0:
+    if np.any(lo[:2] < radius) or np.any(hi[:2] > world_size[:2] - radius):
         raise ConfigError(
             f"{label}: home_pads: the {drones} pads span {lo.tolist()}..{hi.tolist()}; they must "
-            f"lie on the floor (origin z = 0) at least {radius} m inside the walls "
-            f"(world size {world_size.tolist()})"
+            f"lie at least {radius} m inside the walls (world size {world_size.tolist()})"
         )
-    return out
+    if len(grids) > 1:  # pads of different fields closer than two collision radii
+        from scipy.spatial import cKDTree
+
+        close = cKDTree(out[:, :2]).query_pairs(2.0 * radius * (1.0 - 1e-9), output_type="ndarray")
+        if close.size:
+            a, b = close[0]
+            raise ConfigError(
+                f"{label}: home_pads: pads {a} at {out[a].tolist()} and {b} at {out[b].tolist()} "
+                f"are closer than two collision radii ({2.0 * radius} m); the fields overlap")
+    return out, field_of[order].astype(np.int64)
 
 
 def _airframe(label: str, path: Path, data: dict[str, Any]) -> Airframe:
@@ -450,7 +488,7 @@ def load_scenario(path_or_name: str | Path, *, drones: int | None = None) -> Sce
     _check_stations_clear(label, {"pick": pick, "drop": drop}, bays, shelves, shelf_names,
                           gmin, gmax, radius)
     n = _drone_count(label, data, drones)
-    pads = _home_pads(label, data["home_pads"], n, size, radius)
+    pads, pad_field = _home_pads(label, data["home_pads"], n, size, radius)
     _check_pads_clear(label, pads, shelves, shelf_names, radius)
     rate, payload = _tasks(label, data, airframe)
     walls, floor, ceiling = _enclosure(size, thick)
@@ -473,6 +511,7 @@ def load_scenario(path_or_name: str | Path, *, drones: int | None = None) -> Sce
         drop_stations=drop,
         stations={**pick, **drop},
         home_pads=_frozen(pads),
+        pad_field=_frozen(pad_field),
         drones=n,
         task_rate_per_min=rate,
         max_payload_kg=payload,
