@@ -3,6 +3,7 @@ is deterministic, malformed commands are dropped without harm."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -28,12 +29,14 @@ def make_bridge(context: Any, **params: Any) -> SimBridge:
 
 
 class LockstepCommander(Node):
-    """Answers every fleet state of step s with a command for step s + 1 (climb for drone 0)."""
+    """Answers every fleet state of step s with a command for step s + 1 (climb for drone 0);
+    ``drop_first``: ignores the first copy of every step's state after step 0 (a lost sample)."""
 
-    def __init__(self, context: Any, n: int, climb: float = 0.6) -> None:
+    def __init__(self, context: Any, n: int, climb: float = 0.6, drop_first: bool = False) -> None:
         super().__init__("commander", context=context)
         self.n = n
         self.climb = climb
+        self.drop_first = drop_first
         self.states: list[Any] = []
         self.pub = self.create_publisher(msgs.FleetCommand, topics.FLEET_COMMAND, qos.COMMAND)
         self.create_subscription(msgs.FleetState, topics.FLEET_STATE, self.on_state, qos.STATE)
@@ -41,6 +44,8 @@ class LockstepCommander(Node):
     def on_state(self, msg: Any) -> None:
         s = fleet_state_from_msg(msg)
         self.states.append(s)
+        if self.drop_first and s.step > 0 and sum(x.step == s.step for x in self.states) == 1:
+            return  # as if this copy were lost on the way
         vel = np.zeros((self.n, 3), np.float32)
         vel[0, 2] = self.climb
         cmd = FleetCommandArrays(
@@ -51,10 +56,11 @@ class LockstepCommander(Node):
         self.pub.publish(fleet_command_to_msg(cmd))
 
 
-def run_lockstep(context: Any, spin: Any, steps: int, seed: int = 3) -> list[Any]:
+def run_lockstep(context: Any, spin: Any, steps: int, seed: int = 3,
+                 drop_first: bool = False) -> tuple[list[Any], SimBridge]:
     bridge = make_bridge(context, drones=3, fidelity="fleet", mode="lockstep", seed=seed,
                          lockstep_min_commanders=3, lockstep_timeout_s=5.0, odom_max_drones=1)
-    commander = LockstepCommander(context, 3)
+    commander = LockstepCommander(context, 3, drop_first=drop_first)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(bridge)
     executor.add_node(commander)
@@ -74,11 +80,27 @@ def run_lockstep(context: Any, spin: Any, steps: int, seed: int = 3) -> list[Any
     bridge.close()
     bridge.destroy_node()
     commander.destroy_node()
-    return states
+    return states, bridge
+
+
+def test_a_lockstep_state_lost_on_the_way_is_published_again(ros_context: Any, spin: Any) -> None:
+    """The commander never hears the first copy of a step's state (best effort lost it): the
+    bridge publishes the same step again after a quarter of lockstep_timeout_s (5 s) instead of
+    advancing without commands after the whole timeout; every step is commanded (20 steps in
+    well under the 60 s the spin allows; waiting out the timeout would take 100 s)."""
+    states, bridge = run_lockstep(ros_context, spin, steps=20, drop_first=True)
+    steps = [s.step for s in states]
+    assert sorted(set(steps)) == list(range(1, 21))
+    assert all(steps.count(k) >= 2 for k in range(1, 20)), "each step's state was sent again"
+    assert bridge.lockstep_resends >= 19
+    for a, b in itertools.pairwise(states):
+        if a.step == b.step:  # the same state again: nothing advanced in between
+            np.testing.assert_array_equal(a.position, b.position)
 
 
 def test_fleet_command_moves_the_drone_in_lockstep(ros_context: Any, spin: Any) -> None:
-    states = run_lockstep(ros_context, spin, steps=96)   # 2 s of sim time at 48 Hz
+    states, bridge = run_lockstep(ros_context, spin, steps=96)   # 2 s of sim time at 48 Hz
+    assert bridge.lockstep_resends == 0, "an answered step is published once"
     steps = [s.step for s in states]
     assert steps == sorted(set(steps)), "lockstep must publish every step exactly once, in order"
     last = states[-1]
@@ -91,8 +113,8 @@ def test_fleet_command_moves_the_drone_in_lockstep(ros_context: Any, spin: Any) 
 
 
 def test_lockstep_is_deterministic(ros_context: Any, spin: Any) -> None:
-    a = run_lockstep(ros_context, spin, steps=40, seed=7)
-    b = run_lockstep(ros_context, spin, steps=40, seed=7)
+    a, _ = run_lockstep(ros_context, spin, steps=40, seed=7)
+    b, _ = run_lockstep(ros_context, spin, steps=40, seed=7)
     assert [s.step for s in a] == [s.step for s in b]
     for sa, sb in zip(a, b, strict=True):
         np.testing.assert_array_equal(sa.position, sb.position)

@@ -140,6 +140,11 @@ class SimBridgeConfig:
 
 
 
+LOCKSTEP_RESEND_FRACTION = 0.25
+"""Lockstep: a step's state is published again after this fraction of ``lockstep_timeout_s``
+without its commands (and again each such interval until the timeout)."""
+
+
 class SimBridge(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("sim_bridge", **kwargs)
@@ -193,6 +198,8 @@ class SimBridge(Node):
         self._all_seen: float | None = None
         self.lockstep_wait_since = time.monotonic()
         self._last_kick = time.monotonic()
+        self._last_resend = 0.0
+        self.lockstep_resends = 0  # states published again because their commands were late
         period = self.control_dt if self.cfg.mode == SimMode.REALTIME else 0.001
         self.timer = self.create_timer(period, self.tick)
         self.get_logger().info(
@@ -293,6 +300,15 @@ class SimBridge(Node):
                 return
         if not self.commands.ready(k):
             if waited < self.cfg.lockstep_timeout_s:
+                now = time.monotonic()
+                since = now - max(self.lockstep_wait_since, self._last_resend)
+                if since >= self.cfg.lockstep_timeout_s * LOCKSTEP_RESEND_FRACTION:
+                    # the state may have been lost on the way (best effort; a 10,000-drone
+                    # state is ~600 kB of fragments) to the planner or the coordinator: the
+                    # same step again, instead of waiting out the timeout without commands
+                    self._last_resend = now
+                    self.lockstep_resends += 1
+                    self.publish_state()
                 return
             late = self.commands.missing(k)
             self.get_logger().warning(
