@@ -284,3 +284,30 @@ def test_staggered_replanning_plans_one_group_a_step_and_advances_the_other_plan
             after[kept], np.concatenate([before[kept, 1:], before[kept, -1:]], axis=1))
         assert not np.array_equal(after[planned], before[planned])
         assert np.isfinite(out.velocity).all() and np.abs(out.velocity[:n]).max() > 0.05
+
+
+def test_routes_home_lead_to_a_few_anchors_over_the_pad_field_not_one_per_pad() -> None:
+    """warehouse_10k: the 10,000 pads share at most a few hundred route anchors (a distance
+    field costs ~0.1 s on that floor; one per pad stalled the planner for seconds), each
+    anchor over its pad's own field and within spacing / sqrt(2) of the pad; a drone far away
+    follows the route to the anchor, one near it gets its pad."""
+    sc = load_scenario("warehouse_10k")
+    ctl = FleetController(sc, None, SafetyFilter(SafetyConfig.from_airframe(sc.airframe)))
+    pads = np.asarray(sc.home_pads, np.float64)
+    goals = pads + np.array([0.0, 0.0, 1.0])
+    via, approach = ctl.route_goals(goals)
+    anchors = np.unique(np.round(via[:, :2], 6), axis=0)
+    assert len(anchors) <= 300, len(anchors)
+    assert approach.max() <= ctl.config.pad_route_spacing / np.sqrt(2) + 1e-9
+    for f in range(4):
+        mine = sc.pad_field == f
+        lo, hi = pads[mine, :2].min(axis=0), pads[mine, :2].max(axis=0)
+        assert ((via[mine, :2] >= lo - 1e-9) & (via[mine, :2] <= hi + 1e-9)).all()
+    other = np.array([[60.0, 45.0, 1.0]])  # not a pad: routed to itself
+    np.testing.assert_array_equal(ctl.route_goals(other)[0], other)
+    far = np.array([[100.0, 55.0, 1.0]])
+    near = via[:1] + np.array([1.0, 0.0, 0.0])
+    c = ctl.grid.carrots(np.concatenate([far, near]), np.stack([goals[0]] * 2), 2.0,
+                         np.stack([via[0]] * 2), approach[0])
+    np.testing.assert_allclose(c[1], goals[0])  # near its anchor: straight to the pad
+    assert 1.5 <= np.linalg.norm(c[0, :2] - far[0, :2]) <= 2.0 * np.sqrt(2) + 1e-6  # 8 cells on
