@@ -147,6 +147,11 @@ class FleetController:
         self._pads = pads
         self._pad_anchor = _pad_anchors(pads, field_of, self.config.pad_route_spacing)
         self._pad_tree = cKDTree(pads)
+        # the stations' distance fields now, before the run (~0.15 s each on a 200 x 120 m
+        # floor: computed on first use, 34 of them stalled the first steps for seconds); the
+        # pad anchors' (up to a few hundred) as drones head home
+        for xy in self._stations[:, :2]:
+            self.grid.field(int(self.grid.cell_of(xy[None])[0]))
         h = planner.config.horizon if planner is not None else 1
         self._ids = np.zeros(0, np.int64)  # sorted drone ids of the rows below
         self._plans = np.zeros((0, h, 4), np.float32)  # warm starts (zeros = cold)
