@@ -50,7 +50,8 @@ def test_a_state_the_coordinator_missed_does_not_stall_lockstep(ros_context: Any
         Parameter("drones", value=N), Parameter("backend", value="classical"),
         Parameter("lockstep", value=True)])
     test = Node("lockstep_test", context=ros_context)
-    state_pub = test.create_publisher(msgs.FleetState, topics.FLEET_STATE, qos.STATE)
+    state_pub = test.create_publisher(msgs.FleetState, topics.FLEET_STATE,
+                                      qos.STATE_LOCKSTEP)  # as the lockstep bridge does
     assign_pub = test.create_publisher(msgs.FleetAssignments, topics.FLEET_ASSIGNMENTS, qos.LATCHED)
     got: list[Any] = []
     test.create_subscription(msgs.FleetCommand, topics.FLEET_COMMAND, got.append, qos.COMMAND_SUB)

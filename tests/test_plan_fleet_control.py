@@ -14,6 +14,7 @@ from wm_agent.planning.fleet_control import (
     PHASE_TO_PICKUP,
     FleetControlConfig,
     FleetController,
+    GoalTable,
     replan_group,
 )
 from wm_agent.planning.pid import PidConfig, PidController
@@ -311,3 +312,27 @@ def test_routes_home_lead_to_a_few_anchors_over_the_pad_field_not_one_per_pad() 
                          np.stack([via[0]] * 2), approach[0])
     np.testing.assert_allclose(c[1], goals[0])  # near its anchor: straight to the pad
     assert 1.5 <= np.linalg.norm(c[0, :2] - far[0, :2]) <= 2.0 * np.sqrt(2) + 1e-6  # 8 cells on
+
+
+def test_goal_table_looks_up_what_a_dict_by_id_would() -> None:
+    """The planner node's assignment table (arrays sorted by id, one searchsorted per replan
+    instead of a dict of 10,000 entries): the same goals, phases and membership as a dict built
+    from the message, a repeated id keeping its last row, an empty table having nothing."""
+    rng = np.random.default_rng(4)
+    ids = rng.permutation(50)[:30].astype(np.uint32)
+    ids[5] = ids[9]  # repeated: the last row wins, as in a dict
+    goals = rng.uniform(0, 40, (30, 3)).astype(np.float32)
+    phases = rng.integers(0, 4, 30).astype(np.uint8)
+    table = GoalTable.of(ids, goals, phases)
+    as_dict = {int(i): (goals[k].astype(np.float64), int(phases[k])) for k, i in enumerate(ids)}
+    query = np.arange(60)
+    g, p, has = table.lookup(query)
+    for k, i in enumerate(query.tolist()):
+        assert has[k] == (i in as_dict)
+        if i in as_dict:
+            np.testing.assert_array_equal(g[k], as_dict[i][0])
+            assert p[k] == as_dict[i][1]
+        else:
+            assert p[k] == 0 and not g[k].any()
+    g, p, has = GoalTable.empty().lookup(query)
+    assert not has.any() and g.shape == (60, 3) and p.shape == (60,)

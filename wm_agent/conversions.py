@@ -153,6 +153,23 @@ def fleet_assignments_from_msg(msg: Any) -> FleetAssignmentsArrays:
     )
 
 
+def fleet_assignments_to_msg(ids: NDArray[np.integer], epochs: NDArray[np.integer],
+                             phases: NDArray[np.integer], goals: NDArray[np.floating],
+                             task_ids: list[str], *, frame_id: str = "map") -> Any:
+    """Build a wm_agent_msgs/FleetAssignments (header stamp left for the caller); the arrays are
+    packed as bytes (10,000 drones: a list per field cost ~10 ms a message)."""
+    msgs, _ = require_interfaces()
+    n = len(ids)
+    msg = msgs.FleetAssignments()
+    msg.header.frame_id = frame_id
+    msg.ids = _pack("I", ids, np.uint32)
+    msg.epochs = _pack("Q", epochs, np.uint64)
+    msg.phases = _pack("B", phases, np.uint8)
+    msg.goal = _pack("f", np.reshape(goals, (n, 3)), np.float32)
+    msg.task_ids = task_ids
+    return msg
+
+
 def time_msg(t_s: float) -> Any:
     """builtin_interfaces/Time of `t_s` seconds (sim or epoch time), nanoseconds rounded."""
     from builtin_interfaces.msg import Time

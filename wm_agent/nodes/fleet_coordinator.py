@@ -19,7 +19,13 @@ import numpy as np
 from rclpy.node import Node
 
 from wm_agent import qos, topics
-from wm_agent.conversions import fleet_state_from_msg, seconds, task_spec_from_msg, time_msg
+from wm_agent.conversions import (
+    fleet_assignments_to_msg,
+    fleet_state_from_msg,
+    seconds,
+    task_spec_from_msg,
+    time_msg,
+)
 from wm_agent.errors import ConfigError, FleetError, MessageError
 from wm_agent.fleet.assignment import warm_up
 from wm_agent.fleet.coordinator import Coordinator, CoordinatorConfig
@@ -104,7 +110,8 @@ class FleetCoordinatorNode(Node):
         self.create_service(self.srvs.CancelTask, topics.CANCEL_TASK, self.on_cancel)
         self.create_service(self.srvs.RegisterDrone, topics.REGISTER_DRONE, self.on_register)
         self.create_subscription(self.msgs.TaskArray, topics.TASK_BULK, self.on_bulk, qos.TASKS)
-        self.create_subscription(self.msgs.FleetState, topics.FLEET_STATE, self.on_state, qos.STATE)
+        self.create_subscription(self.msgs.FleetState, topics.FLEET_STATE, self.on_state,
+                                 qos.STATE_LOCKSTEP if self.cfg.lockstep else qos.STATE)
         # maybe_solve() solves every solve_period_s, and at once after an event (a lost drone, a
         # new task): poll it often so that reactions do not wait a whole period
         if not self.cfg.lockstep:  # lockstep solves in on_state, on the state's own clock
@@ -229,14 +236,9 @@ class FleetCoordinatorNode(Node):
 
     def _publish_assignments(self, stamp: Any) -> None:
         table = self.core.assignments()
-        m = self.msgs.FleetAssignments()
+        m = fleet_assignments_to_msg(table.drone_ids, table.epochs, table.phases, table.goals,
+                                     list(table.task_ids), frame_id=topics.MAP_FRAME)
         m.header.stamp = stamp if stamp is not None else time_msg(self.now())
-        m.header.frame_id = topics.MAP_FRAME
-        m.ids = table.drone_ids.astype(np.uint32).tolist()
-        m.epochs = table.epochs.astype(np.uint64).tolist()
-        m.phases = table.phases.astype(np.uint8).tolist()
-        m.goal = table.goals.astype(np.float32).reshape(-1).tolist()
-        m.task_ids = list(table.task_ids)
         self.assign_pub.publish(m)
 
     def flush_transitions(self) -> None:

@@ -28,6 +28,7 @@ from wm_agent.errors import MessageError
 from wm_agent.interfaces import require_interfaces
 from wm_agent.nodes.common import StageReporter, declare_config, run_node
 from wm_agent.nodes.planning_common import PlannerNodeConfig, build_controller
+from wm_agent.planning.fleet_control import GoalTable
 from wm_agent.planning.lockstep import LockstepPairing
 
 
@@ -38,7 +39,7 @@ class FleetPlannerNode(Node):
         self.cfg = declare_config(self, PlannerNodeConfig)
         self.scenario, self.control = build_controller(self.cfg)
         self.shard = self.cfg.shard_spec
-        self.goal_of: dict[int, tuple[np.ndarray, int]] = {}
+        self.goal_of = GoalTable.empty()
         self.last_period = -1
         self.last: Any = None  # FleetCommandOut of the current period
         self.last_ids: np.ndarray = np.zeros(0, np.uint32)
@@ -46,10 +47,11 @@ class FleetPlannerNode(Node):
         self.sub_total = np.zeros(4, np.uint64)
         self.stages = StageReporter(self)  # wall time per stage on /fleet/stage_times
         # lockstep: states wait for the assignments the coordinator computed from them
-        self.lockstep: LockstepPairing[Any, dict[int, tuple[np.ndarray, int]]] = LockstepPairing({})
+        self.lockstep: LockstepPairing[Any, GoalTable] = LockstepPairing(GoalTable.empty())
         self.cmd_pub = self.create_publisher(self.msgs.FleetCommand, topics.FLEET_COMMAND, qos.COMMAND)
         self.status_pub = self.create_publisher(self.msgs.PlannerStatus, topics.PLANNER_STATUS, qos.EVENTS)
-        self.create_subscription(self.msgs.FleetState, topics.FLEET_STATE, self.on_state, qos.STATE)
+        self.create_subscription(self.msgs.FleetState, topics.FLEET_STATE, self.on_state,
+                                 qos.STATE_LOCKSTEP if self.cfg.lockstep else qos.STATE)
         self.create_subscription(self.msgs.FleetAssignments, topics.FLEET_ASSIGNMENTS,
                                  self.on_assignments, qos.LATCHED)
         shard = (f", shard {self.shard.index} of {self.shard.count} (ids % {self.shard.count} == "
@@ -66,8 +68,7 @@ class FleetPlannerNode(Node):
             except MessageError as exc:
                 self.get_logger().warning(f"dropped malformed FleetAssignments: {exc}")
                 return
-            table = {int(i): (a.goal[k].astype(np.float64), int(a.phases[k]))
-                     for k, i in enumerate(a.ids)}
+            table = GoalTable.of(a.ids, a.goal, a.phases)
         if not self.cfg.lockstep:
             self.goal_of = table
             return
@@ -79,7 +80,7 @@ class FleetPlannerNode(Node):
             return
         self.answer_ready(self.lockstep.add_state(_ns(msg.header.stamp), msg))
 
-    def answer_ready(self, ready: list[tuple[Any, dict[int, tuple[np.ndarray, int]]]]) -> None:
+    def answer_ready(self, ready: list[tuple[Any, GoalTable]]) -> None:
         """Answer states whose assignments arrived (or can no longer arrive), in time order."""
         skipped = self.lockstep.superseded
         for msg, table in ready:
@@ -113,14 +114,7 @@ class FleetPlannerNode(Node):
         self.stages.tick(_ns(msg.header.stamp) * 1e-9)
 
     def replan(self, msg: Any, s: Any) -> None:
-        n = s.ids.size
-        goals = np.zeros((n, 3))
-        phases = np.zeros(n, np.uint8)
-        has_goal = np.zeros(n, bool)
-        for k, i in enumerate(s.ids.tolist()):
-            g = self.goal_of.get(i)
-            if g is not None:
-                goals[k], phases[k], has_goal[k] = g[0], g[1], True
+        goals, phases, has_goal = self.goal_of.lookup(s.ids)
         grounded = (s.status & self.msgs.FleetState.GROUNDED) != 0
         collided = (s.status & self.msgs.FleetState.COLLIDED) != 0
         has_goal &= ~collided

@@ -171,7 +171,9 @@ class SimBridge(Node):
         self._sim_timings = self.sim.timings()
 
         self.clock_pub = self.create_publisher(Clock, topics.CLOCK, qos.CLOCK)
-        self.state_pub = self.create_publisher(self.msgs.FleetState, topics.FLEET_STATE, qos.STATE)
+        self.state_pub = self.create_publisher(
+            self.msgs.FleetState, topics.FLEET_STATE,
+            qos.STATE_LOCKSTEP if self.cfg.mode == SimMode.LOCKSTEP else qos.STATE)
         self.events_pub = self.create_publisher(self.msgs.FleetEvents, topics.FLEET_EVENTS, qos.EVENTS)
         self.odom_ids = list(range(min(self.n, self.cfg.odom_max_drones)))
         self.odom_pubs = [

@@ -90,6 +90,39 @@ def _pad_anchors(pads: NDArray[np.float64], field_of: NDArray[np.int64], spacing
     return out
 
 
+class GoalTable(NamedTuple):
+    """The coordinator's assignments as arrays sorted by drone id: goal [m] and phase."""
+
+    ids: NDArray[np.int64]        # (M,) sorted
+    goals: NDArray[np.float64]    # (M, 3) [m]
+    phases: NDArray[np.uint8]     # (M,)
+
+    @staticmethod
+    def of(ids: NDArray[np.integer], goals: NDArray[np.floating], phases: NDArray[np.integer]
+           ) -> GoalTable:
+        """A table from unsorted arrays (a repeated id: the last row wins)."""
+        i = np.asarray(ids, np.int64)
+        last = i.size - 1 - np.unique(i[::-1], return_index=True)[1]  # sorted ids' last rows
+        return GoalTable(i[last], np.asarray(goals, np.float64).reshape(-1, 3)[last],
+                         np.asarray(phases, np.uint8)[last])
+
+    @staticmethod
+    def empty() -> GoalTable:
+        return GoalTable(np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros(0, np.uint8))
+
+    def lookup(self, ids: NDArray[np.integer]
+               ) -> tuple[NDArray[np.float64], NDArray[np.uint8], NDArray[np.bool_]]:
+        """Goals (N, 3), phases (N,) and whether the table has each of ``ids`` (zeros if not)."""
+        q = np.asarray(ids, np.int64)
+        if not self.ids.size:
+            return np.zeros((q.size, 3)), np.zeros(q.size, np.uint8), np.zeros(q.size, bool)
+        k = np.minimum(np.searchsorted(self.ids, q), self.ids.size - 1)
+        has = self.ids[k] == q
+        goals = np.where(has[:, None], self.goals[k], 0.0)
+        phases = np.where(has, self.phases[k], 0).astype(np.uint8)
+        return goals, phases, has
+
+
 def replan_group(ids: NDArray[np.integer], groups: int) -> NDArray[np.int64]:
     """The staggered-replanning group (0..groups-1) of each drone id: a multiplicative hash of
     the id (Knuth's 2654435761), so that the groups stay even inside any id % K planner shard
