@@ -44,7 +44,7 @@ STALL_SLACK_S = 1.0
 (the planner works through its backlog)."""
 MAX_LOST_FRACTION = 0.01
 """A valid run's recorder lost at most this share of a topic's messages. Latest-wins topics
-(/clock and the latched /fleet/assignments: depth 1) can drop a sample that a newer one replaced
+(the latched /fleet/assignments: depth 1) can drop a sample that a newer one replaced
 in the publisher's history before delivery, as every subscriber does; a slow recorder loses far
 more (fast mode lost 29 % of /clock, 12 % of /fleet/state)."""
 EVERY_MESSAGE_TOPICS = (topics.TASK_BULK, topics.TASK_BULK_ACK, topics.TASK_STATUS, topics.FLEET_EVENTS)
