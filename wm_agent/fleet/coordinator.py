@@ -530,17 +530,15 @@ class Coordinator:
         rows = np.nonzero(h.active_mask())[0]
         goals = self.layout.home_pad(h.ids[rows]).copy()
         phases = np.full(rows.size, Phase.TO_HOME, np.uint8)
-        task_ids: list[str] = []
-        for i, r in enumerate(rows):
-            tid = self._task_of[r]
-            task_ids.append(tid)
-            if tid:
-                task = self._tasks[tid]
-                if task.state is TaskState.ASSIGNED:
-                    phases[i], goals[i] = Phase.TO_PICKUP, self._pickup[tid]
-                else:
-                    phases[i] = Phase.TO_DROPOFF
-                    goals[i] = self._dropoff[tid]
+        task_of = self._task_of
+        task_ids = [task_of[r] for r in rows.tolist()]
+        for i in [i for i, tid in enumerate(task_ids) if tid]:  # the drones with a task
+            tid = task_ids[i]
+            if self._tasks[tid].state is TaskState.ASSIGNED:
+                phases[i], goals[i] = Phase.TO_PICKUP, self._pickup[tid]
+            else:
+                phases[i] = Phase.TO_DROPOFF
+                goals[i] = self._dropoff[tid]
         home = phases == Phase.TO_HOME
         near = np.linalg.norm(self._pos[rows] - goals, axis=1) <= self.config.arrive_radius_m
         phases[home & near] = Phase.IDLE
