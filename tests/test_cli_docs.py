@@ -92,7 +92,7 @@ def test_graph_prints_every_node_with_topics_and_shell_ready_commands(tmp_path: 
     blocks = graph_blocks(r.stdout)
     specs = run_specs(FleetSimArgs(drones=3).resolved(), out, 60.0, False)
     assert list(blocks) == [s.name for s in specs]
-    assert blocks["recorder"][0] == "subscribes: <every project topic with a publisher>"
+    assert "subscribes: <every project topic with a publisher>" in blocks["recorder"]
     for spec in specs:
         lines = blocks[spec.name]
         assert shlex.split(lines[-1]) == command_for(spec), "the printed line is what sim runs"

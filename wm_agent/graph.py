@@ -332,21 +332,22 @@ RECORDED = "<every project topic with a publisher>"
 NODE_TOPICS: Mapping[str, NodeTopics] = {
     "sim_bridge": NodeTopics(
         publishes=(topics.CLOCK, topics.FLEET_STATE, topics.FLEET_EVENTS, topics.FLEET_MARKERS,
-                   topics.WORLD_MARKERS, topics.TF, PER_DRONE + "odom"),
+                   topics.WORLD_MARKERS, topics.TF, topics.STAGE_TIMES, PER_DRONE + "odom"),
         subscribes=(topics.FLEET_COMMAND, PER_DRONE + "cmd_vel"),
         clients=(topics.REGISTER_DRONE,)),
     "fleet_planner": NodeTopics(
-        publishes=(topics.FLEET_COMMAND, topics.PLANNER_STATUS),
+        publishes=(topics.FLEET_COMMAND, topics.PLANNER_STATUS, topics.STAGE_TIMES),
         subscribes=(topics.FLEET_STATE, topics.FLEET_ASSIGNMENTS)),
     "fleet_coordinator": NodeTopics(
         publishes=(topics.FLEET_ASSIGNMENTS, topics.FLEET_METRICS, topics.TASK_STATUS,
-                   topics.TASK_BULK_ACK),
+                   topics.TASK_BULK_ACK, topics.STAGE_TIMES),
         subscribes=(topics.FLEET_STATE, topics.TASK_BULK),
         services=(topics.REGISTER_DRONE, topics.SUBMIT_TASK, topics.CANCEL_TASK)),
     "fleet_monitor": NodeTopics(
-        subscribes=(topics.FLEET_STATE, topics.FLEET_EVENTS, topics.FLEET_METRICS)),
+        subscribes=(topics.FLEET_STATE, topics.FLEET_EVENTS, topics.FLEET_METRICS,
+                    topics.STAGE_TIMES)),
     "task_feeder": NodeTopics(publishes=(topics.TASK_BULK,), subscribes=(topics.TASK_BULK_ACK,)),
-    "recorder": NodeTopics(subscribes=(RECORDED,)),
+    "recorder": NodeTopics(publishes=(topics.STAGE_TIMES,), subscribes=(RECORDED,)),
 }
 """Topics and services of the fleet graph's executables (besides /rosout, /parameter_events and
 each node's parameter services; a node with ``use_sim_time`` also subscribes to /clock)."""

@@ -137,9 +137,14 @@ def step_actions(commands: CommandSeries | None, grid: Grid, dt: float, spec: Ac
     ok = np.zeros((n_g, n), bool)
     if commands is not None and commands.t.size:
         a, b = grid.t, grid.t + dt
-        for col in np.unique(commands.column):
-            sel = np.flatnonzero(commands.column == col)
-            sel = sel[np.argsort(commands.t[sel], kind="stable")]
+        # one sort by (drone column, time), then a slice per drone: selecting each drone's
+        # commands with a mask over all of them was quadratic (10,000 drones x 58 M commands)
+        order = np.lexsort((commands.t, commands.column))
+        by_col = commands.column[order]
+        bounds = np.flatnonzero(np.r_[True, by_col[1:] != by_col[:-1], True])
+        for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            sel = order[lo:hi]
+            col = int(by_col[lo])
             ct = commands.t[sel]
             raw = np.concatenate([commands.velocity[sel], commands.yaw_rate[sel, None]], axis=1)
             bad = ~commands.velocity_mode[sel] | ~np.isfinite(raw).all(axis=1)
