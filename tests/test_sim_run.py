@@ -46,6 +46,8 @@ def test_run_delivers_and_its_bag_reads_back_independently(tmp_path: Path) -> No
     assert all(not r["forced"] and r["returncode"] == 0 for r in m["node_stops"]), m["node_stops"]
     bag = tmp_path / "a" / "bag"
     meta = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    # the bag names its scenario: wm-agent eval builds its map from it (it used the default)
+    assert meta["custom_data"]["wm_agent.scenario"] == "warehouse"
     recorded = {t["topic_metadata"]["name"]: t["message_count"]
                 for t in meta["topics_with_message_count"]}
     for topic in ("/fleet/state", "/fleet/cmd", "/clock", "/tasks/status", "/fleet/assignments",

@@ -306,6 +306,7 @@ def fleet_sim_graph(args: FleetSimArgs) -> list[NodeSpec]:
             description="records the fleet topics into a rosbag2 MCAP bag (docs/BAGS.md)",
             param_files=("recorder.yaml",),
             parameters={"output": args.record, "use_sim_time": True, "time_source": "ros",
+                        "scenario": args.scenario,
                         "rates": [f"{topics.FLEET_STATE}={args.state_rate_hz:g}"
                                   if args.state_rate_hz else ""]},
         ))
@@ -483,6 +484,7 @@ def replay_eval_graph(args: ReplayArgs) -> list[NodeSpec]:
             description="records the re-planned commands",
             param_files=("recorder.yaml",),
             parameters={"output": args.record, "use_sim_time": True, "time_source": "ros",
+                        "scenario": args.scenario,
                         "topics": ["/replay/fleet/cmd", "/replay/fleet/planner_status",
                                    "/fleet/state"]},
         ))

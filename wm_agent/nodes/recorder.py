@@ -74,6 +74,10 @@ class RecorderConfig:
                   "message of every topic)"},
     )
     discovery_period_s: float = field(default=0.5, metadata={"description": "topic discovery period [s]"})
+    scenario: str = field(
+        default="", metadata={"description": "the scenario the recorded fleet flies (metadata "
+                              "custom_data wm_agent.scenario: wm-agent eval builds its map from "
+                              "it; '' = not stored)"})
 
     def __post_init__(self) -> None:
         if self.time_source not in TIME_SOURCES:
@@ -123,7 +127,8 @@ class Recorder(Node):
             max_file_duration_ns=int(self.cfg.max_file_duration_s * 1e9),
             chunk_bytes=self.cfg.chunk_size_kb * 1024,
             compression=self.cfg.compression,
-            custom_data={"wm_agent.time_source": self.cfg.time_source},
+            custom_data={"wm_agent.time_source": self.cfg.time_source,
+                         **({"wm_agent.scenario": self.cfg.scenario} if self.cfg.scenario else {})},
         )
         self.subscriptions_by_topic: dict[str, Any] = {}
         self.stamp_at: dict[str, StampLocation | None] = {}   # where each topic's stamp lies
