@@ -17,7 +17,7 @@ from rclpy.signals import SignalHandlerOptions
 
 from wm_agent import qos, topics
 from wm_agent.conversions import time_msg
-from wm_agent.errors import WmAgentError
+from wm_agent.errors import MessageError, WmAgentError
 from wm_agent.interfaces import require_interfaces
 from wm_agent.stages import StageReport, StageTimer
 
@@ -99,6 +99,15 @@ class StageReporter:
         self.msgs, _ = require_interfaces()
         self.pub = node.create_publisher(self.msgs.StageTimes, topics.STAGE_TIMES, qos.EVENTS)
         self._since: float | None = None
+
+    def decode(self, stage: str, convert: Callable[[Any], T], msg: Any, what: str) -> T | None:
+        """``convert(msg)`` timed as ``stage``; a malformed message is logged and dropped (None)."""
+        with self.timer.stage(stage):
+            try:
+                return convert(msg)
+            except MessageError as exc:
+                self.node.get_logger().warning(f"dropped malformed {what}: {exc}")
+                return None
 
     def tick(self, sim_s: float) -> None:
         """Publish (and reset) the stage times if ``period_s`` sim seconds passed."""

@@ -26,7 +26,7 @@ from wm_agent.conversions import (
     task_spec_from_msg,
     time_msg,
 )
-from wm_agent.errors import ConfigError, FleetError, MessageError
+from wm_agent.errors import ConfigError, FleetError
 from wm_agent.fleet.assignment import warm_up
 from wm_agent.fleet.coordinator import Coordinator, CoordinatorConfig
 from wm_agent.fleet.layout import Layout
@@ -187,12 +187,9 @@ class FleetCoordinatorNode(Node):
     # -- fleet ----------------------------------------------------------------------------------------
     def on_state(self, msg: Any) -> None:
         timer = self.stages.timer
-        with timer.stage("state_in"):
-            try:
-                s = fleet_state_from_msg(msg)
-            except MessageError as exc:
-                self.get_logger().warning(f"dropped malformed FleetState: {exc}")
-                return
+        s = self.stages.decode("state_in", fleet_state_from_msg, msg, "FleetState")
+        if s is None:
+            return
         lost = (s.status & self.msgs.FleetState.LOST) != 0
         collided = (s.status & self.msgs.FleetState.COLLIDED) != 0
         # a crashed drone, and one whose commands stopped long enough for the failsafe to land

@@ -24,7 +24,6 @@ from wm_agent.conversions import (
     fleet_command_to_msg,
     fleet_state_from_msg,
 )
-from wm_agent.errors import MessageError
 from wm_agent.interfaces import require_interfaces
 from wm_agent.nodes.common import StageReporter, declare_config, run_node
 from wm_agent.nodes.planning_common import PlannerNodeConfig, build_controller
@@ -62,13 +61,10 @@ class FleetPlannerNode(Node):
         )
 
     def on_assignments(self, msg: Any) -> None:
-        with self.stages.timer.stage("assignments_in"):
-            try:
-                a = fleet_assignments_from_msg(msg)
-            except MessageError as exc:
-                self.get_logger().warning(f"dropped malformed FleetAssignments: {exc}")
-                return
-            table = GoalTable.of(a.ids, a.goal, a.phases)
+        a = self.stages.decode("assignments_in", fleet_assignments_from_msg, msg, "FleetAssignments")
+        if a is None:
+            return
+        table = GoalTable.of(a.ids, a.goal, a.phases)
         if not self.cfg.lockstep:
             self.goal_of = table
             return
@@ -94,12 +90,9 @@ class FleetPlannerNode(Node):
 
     def answer(self, msg: Any) -> None:
         timer = self.stages.timer
-        with timer.stage("state_in"):
-            try:
-                s = fleet_state_from_msg(msg)
-            except MessageError as exc:
-                self.get_logger().warning(f"dropped malformed FleetState: {exc}")
-                return
+        s = self.stages.decode("state_in", fleet_state_from_msg, msg, "FleetState")
+        if s is None:
+            return
         period = s.step // self.cfg.replan_every
         if self.last is None or period != self.last_period or not np.array_equal(s.ids, self.last_ids):
             self.replan(msg, s)

@@ -34,7 +34,7 @@ from wm_agent.conversions import (
     fleet_state_to_msg,
     time_msg,
 )
-from wm_agent.errors import ConfigError, MessageError
+from wm_agent.errors import ConfigError
 from wm_agent.graph import DEFAULT_ODOM_DRONES
 from wm_agent.interfaces import require_interfaces, require_tf2_msgs
 from wm_agent.nodes.common import StageReporter, declare_config, run_node
@@ -212,15 +212,12 @@ class SimBridge(Node):
 
     # -- inputs ------------------------------------------------------------------------------------
     def on_fleet_command(self, msg: Any) -> None:
-        with self.stages.timer.stage("command_in"):
-            try:
-                cmd = fleet_command_from_msg(msg)
-            except MessageError as exc:
-                self.get_logger().warning(f"dropped malformed FleetCommand: {exc}")
-                return
-            keep = self.radio.up(cmd.ids, self.sim.sim_time)  # a drone whose radio is down hears nothing
-            ids, vel, yaw, mode = cmd.ids[keep], cmd.velocity[keep], cmd.yaw_rate[keep], cmd.mode[keep]
-            self.commands.submit(ids, vel, yaw, mode, cmd.step)
+        cmd = self.stages.decode("command_in", fleet_command_from_msg, msg, "FleetCommand")
+        if cmd is None:
+            return
+        keep = self.radio.up(cmd.ids, self.sim.sim_time)  # a drone whose radio is down hears nothing
+        ids, vel, yaw, mode = cmd.ids[keep], cmd.velocity[keep], cmd.yaw_rate[keep], cmd.mode[keep]
+        self.commands.submit(ids, vel, yaw, mode, cmd.step)
         if self.cfg.mode == SimMode.LOCKSTEP and not self._done():
             self.lockstep_tick()  # advance as soon as the last expected command is in
 
