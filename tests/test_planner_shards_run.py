@@ -70,8 +70,15 @@ def test_two_shard_processes_fly_the_run_one_planner_flies(tmp_path: Path) -> No
     assert sorted(s1) == sorted(s2) == list(range(30 * 48 + 1))
     for k in s1:  # the same flight: bit for bit (the noise is the step's, the rows independent)
         np.testing.assert_array_equal(s1[k], s2[k], err_msg=f"step {k}")
-    assert sorted(c1) == sorted(c2)
-    for k, parts in c2.items():
+    # Commands: compared on every step both bags hold, which is every step from the first sim
+    # second on. The recorder may join /fleet/cmd a few steps after the clock starts on a loaded
+    # machine (it lists topics every 0.5 s; the start gate counts its subscription, not its match
+    # with each shard's publisher: a CI run's K = 2 bag began at step 25) — the bag's start,
+    # not the shards' commands; docs/ARCHITECTURE.md.
+    later = set(range(49, max(c1) + 1))
+    assert max(c1) == max(c2) and later <= set(c1) and later <= set(c2)
+    for k in sorted(set(c1) & set(c2)):
+        parts = c2[k]
         # step 1 is answered once per re-published t = 0 state: the last answer of each counts
         last = {}
         for p in parts:
