@@ -74,15 +74,24 @@ class FleetControlConfig:
                 raise ConfigError(f"fleet control: {name} must be > 0, got {getattr(self, name)}")
 
 
-def _pad_anchors(pads: NDArray[np.float64], field_of: NDArray[np.int64], spacing: float
-                 ) -> NDArray[np.float64]:
+def _field_boxes(pads: NDArray[np.float64], field_of: NDArray[np.int64]
+                 ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+    """The pad fields (F,) and each one's box over its pads: min (F, 2), max (F, 2) [m]."""
+    fields = np.unique(field_of)
+    lo = np.array([pads[field_of == f].min(axis=0) for f in fields]).reshape(-1, 2)
+    hi = np.array([pads[field_of == f].max(axis=0) for f in fields]).reshape(-1, 2)
+    return fields, lo, hi
+
+
+def _pad_anchors(pads: NDArray[np.float64], field_of: NDArray[np.int64],
+                 boxes: tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]],
+                 spacing: float) -> NDArray[np.float64]:
     """(P, 2) each pad's route anchor: the nearest point of a grid ``spacing`` m apart laid over
-    its own pad field (cell centres inside the field's box), so a route never leads to another
-    field."""
+    its own pad field's box (cell centres inside it, ``boxes`` from :func:`_field_boxes`), so a
+    route never leads to another field."""
     out = np.empty((pads.shape[0], 2))
-    for f in np.unique(field_of):
+    for f, lo, hi in zip(*boxes, strict=True):
         rows = np.flatnonzero(field_of == f)
-        lo, hi = pads[rows].min(axis=0), pads[rows].max(axis=0)
         cells = np.maximum(np.ceil((hi - lo) / spacing), 1).astype(np.int64)
         step = (hi - lo) / cells
         idx = np.clip(np.floor((pads[rows] - lo) / np.maximum(step, 1e-9)), 0, cells - 1)
@@ -165,10 +174,9 @@ class FleetController:
         field_of = np.asarray(scenario.pad_field, np.int64)
         if field_of.shape != (pads.shape[0],):
             field_of = np.zeros(pads.shape[0], np.int64)
-        fields = np.unique(field_of)
-        m = self.config.pad_zone_margin
-        self._pad_lo = np.array([pads[field_of == f].min(axis=0) - m for f in fields])
-        self._pad_hi = np.array([pads[field_of == f].max(axis=0) + m for f in fields])
+        boxes = _field_boxes(pads, field_of)
+        self._pad_lo = boxes[1] - self.config.pad_zone_margin
+        self._pad_hi = boxes[2] + self.config.pad_zone_margin
         # Station bays (scenario ``stations.bays``): routes lead to the station, one distance
         # field for all its bays; the last metres go straight to the bay.
         self._stations = np.array([np.asarray(p, np.float64) for p in scenario.stations.values()]
@@ -177,8 +185,7 @@ class FleetController:
         # Home pads: the route leads to the pad's anchor (a grid pad_route_spacing apart over
         # its field); a distance field costs ~0.1 s on a 200 x 120 m floor, and a field per pad
         # (10,000 goals) stalled a 10,000-drone planner for seconds at a time.
-        self._pads = pads
-        self._pad_anchor = _pad_anchors(pads, field_of, self.config.pad_route_spacing)
+        self._pad_anchor = _pad_anchors(pads, field_of, boxes, self.config.pad_route_spacing)
         self._pad_tree = cKDTree(pads)
         # the stations' distance fields now, before the run (~0.15 s each on a 200 x 120 m
         # floor: computed on first use, 34 of them stalled the first steps for seconds); the
@@ -211,7 +218,7 @@ class FleetController:
         station's bays, the pad's route anchor for a goal at a home pad (horizontally within
         1 cm), else the goal; and the horizontal distance from there to the goal [m]."""
         via = goals.copy()
-        if self._pads.shape[0]:
+        if self._pad_anchor.shape[0]:
             d, k = self._pad_tree.query(goals[:, :2], distance_upper_bound=0.01)
             at_pad = np.isfinite(d)
             via[at_pad, :2] = self._pad_anchor[k[at_pad]]
