@@ -62,6 +62,31 @@ class StageTimer:
         return report
 
 
+class PeriodicReports:
+    """A node's :class:`StageTimer` cut into reports every ``period_s`` of sim time: the node
+    calls :meth:`tick` with the sim time of the data it just handled (no timer: a lockstep
+    run's sim seconds can take many wall seconds)."""
+
+    def __init__(self, node: str, period_s: float = 1.0) -> None:
+        self.node = node
+        self.period_s = period_s
+        self.timer = StageTimer()
+        self._since: float | None = None
+
+    def tick(self, sim_s: float) -> StageReport | None:
+        """The stage times since the last report once ``period_s`` sim seconds passed, else
+        None."""
+        if self._since is None or sim_s < self._since:
+            self._since = sim_s  # first data, or sim time went back (a new run): start here
+            self.timer.take(self.node, 0.0)
+            return None
+        if sim_s - self._since < self.period_s:
+            return None
+        report = self.timer.take(self.node, sim_s - self._since)
+        self._since = sim_s
+        return report
+
+
 @dataclass(frozen=True)
 class StageBudget:
     """Wall milliseconds per sim second of one (node, stage), and calls per sim second."""

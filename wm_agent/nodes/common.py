@@ -19,7 +19,7 @@ from wm_agent import qos, topics
 from wm_agent.conversions import time_msg
 from wm_agent.errors import MessageError, WmAgentError
 from wm_agent.interfaces import require_interfaces
-from wm_agent.stages import StageReport, StageTimer
+from wm_agent.stages import PeriodicReports
 
 T = TypeVar("T")
 
@@ -87,18 +87,15 @@ def declare_config(node: Node, cls: type[T]) -> T:
 
 
 class StageReporter:
-    """A node's :class:`~wm_agent.stages.StageTimer` (``self.timer``), published on
-    /fleet/stage_times once ``period_s`` of sim time passed since the previous report. The
-    node calls :meth:`tick` with the sim time of the data it just handled (no timer: a lockstep
-    run's sim seconds can take many wall seconds)."""
+    """A node's stage times (``self.timer``, :class:`~wm_agent.stages.PeriodicReports`),
+    published on /fleet/stage_times about once per ``period_s`` of sim time."""
 
     def __init__(self, node: Node, period_s: float = 1.0) -> None:
         self.node = node
-        self.period_s = period_s
-        self.timer = StageTimer()
+        self.reports = PeriodicReports(node.get_name(), period_s)
+        self.timer = self.reports.timer
         self.msgs, _ = require_interfaces()
         self.pub = node.create_publisher(self.msgs.StageTimes, topics.STAGE_TIMES, qos.EVENTS)
-        self._since: float | None = None
 
     def decode(self, stage: str, convert: Callable[[Any], T], msg: Any, what: str) -> T | None:
         """``convert(msg)`` timed as ``stage``; a malformed message is logged and dropped (None)."""
@@ -110,15 +107,10 @@ class StageReporter:
                 return None
 
     def tick(self, sim_s: float) -> None:
-        """Publish (and reset) the stage times if ``period_s`` sim seconds passed."""
-        if self._since is None or sim_s < self._since:
-            self._since = sim_s  # first data, or sim time went back (a new run): start here
-            self.timer.take(self.node.get_name(), 0.0)
+        """Publish the stage times if a report is due (:meth:`PeriodicReports.tick`)."""
+        r = self.reports.tick(sim_s)
+        if r is None:
             return
-        if sim_s - self._since < self.period_s:
-            return
-        r: StageReport = self.timer.take(self.node.get_name(), sim_s - self._since)
-        self._since = sim_s
         m = self.msgs.StageTimes()
         m.header.stamp = time_msg(sim_s)
         m.node, m.stages, m.sim_s = r.node, list(r.stages), r.sim_s
