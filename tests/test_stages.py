@@ -10,7 +10,13 @@ import pytest
 
 from wm_agent.conversions import stage_report_from_msg
 from wm_agent.errors import MessageError
-from wm_agent.stages import StageReport, StageTimer, format_budget, per_sim_second
+from wm_agent.stages import (
+    PeriodicReports,
+    StageReport,
+    StageTimer,
+    format_budget,
+    per_sim_second,
+)
 
 
 def test_a_timer_accumulates_per_stage_and_resets_on_take() -> None:
@@ -62,3 +68,31 @@ def test_a_stage_times_message_is_checked() -> None:
                      (_msg(sim_s=float("inf")), "finite")):
         with pytest.raises(MessageError, match=why):
             stage_report_from_msg(bad)
+
+
+def test_reports_cover_every_period_and_keep_time_of_data_that_arrives_out_of_order() -> None:
+    """A report is due once period_s of sim time passed since the previous one. The recorder
+    ticks with each message's own stamp, and messages of different topics arrive a step or two
+    out of time order: one stamped just before the last report, arriving after it, keeps the
+    time counted since the report (it used to restart the period there and drop that time); a
+    jump back by more than a period is a new run and starts over."""
+    r = PeriodicReports("recorder", period_s=1.0)
+    assert r.tick(0.0) is None  # the first data starts the clock
+    for k in range(1, 49):
+        r.timer.add("write", 1.0)
+        report = r.tick(k / 48)
+    assert report is not None and report.sim_s == 1.0 and report.wall_ms == (48.0,)
+    r.timer.add("write", 1.0)
+    assert r.tick(1.0 + 1 / 48) is None
+    r.timer.add("write", 1.0)
+    assert r.tick(1.0 - 1 / 48) is None  # stamped a step before the report, arrived after it
+    for k in range(2, 49):
+        r.timer.add("write", 1.0)
+        report = r.tick(1.0 + k / 48)
+    assert report is not None and report.sim_s == pytest.approx(1.0)
+    assert report.wall_ms == (49.0,) and report.calls == (49,), "no write lost to a step back"
+    r.timer.add("write", 5.0)
+    assert r.tick(0.1) is None  # back by more than a period: a new run, counted from here
+    r.timer.add("write", 2.0)
+    later = r.tick(1.1)
+    assert later is not None and later.sim_s == pytest.approx(1.0) and later.wall_ms == (2.0,)

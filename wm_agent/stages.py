@@ -76,11 +76,11 @@ class PeriodicReports:
     def tick(self, sim_s: float) -> StageReport | None:
         """The stage times since the last report once ``period_s`` sim seconds passed, else
         None."""
-        if self._since is None or sim_s < self._since:
-            self._since = sim_s  # first data, or sim time went back (a new run): start here
+        if self._since is None or sim_s < self._since - self.period_s:
+            self._since = sim_s  # first data, or sim time went back a period (a new run)
             self.timer.take(self.node, 0.0)
             return None
-        if sim_s - self._since < self.period_s:
+        if sim_s - self._since < self.period_s:  # also data stamped a little before the report
             return None
         report = self.timer.take(self.node, sim_s - self._since)
         self._since = sim_s
